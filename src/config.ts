@@ -1,0 +1,125 @@
+import { ConfigError } from "./errors.ts";
+
+/** Everything the product reads from its environment, checked once at start-up. */
+export interface Config {
+  nodeEnv: string;
+  databaseUrl: string;
+  redisUrl: string;
+  /** Base64 key for stored secrets; `undefined` outside production means "use the local key file". */
+  secretsKey: string | undefined;
+  secretsKeyPrevious: string | undefined;
+  /** Where the development key is kept when SECRETS_KEY is unset. Default `.escalation-shield/secrets.key`. */
+  secretsKeyFile: string;
+  host: string;
+  port: number;
+  publicUrl: string;
+  /** Hosts or CIDRs exempt from the private-address block. */
+  destinationAllowlist: string[];
+  allowHttpDestinations: boolean;
+  /** `ip[:port]` resolvers for outbound DNS; empty means the system's. */
+  dnsServers: string[];
+  /** Prefix of every BullMQ key. Default `es`; wrap in braces (`{es}`) for Redis Cluster. */
+  queuePrefix: string;
+  /** Seconds to wait after attempt 1, 2, …; its length + 1 is the number of attempts. */
+  retrySchedule: number[];
+  /** Attempts one worker process keeps in flight. Default 200. */
+  deliveryConcurrency: number;
+  /** How often the outbox sweeper looks for pending deliveries that lost their job, in ms. Default 10 000. */
+  sweepIntervalMs: number;
+  logLevel: string;
+}
+
+/** Svix's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27.6 hours in all. */
+export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, "is not a valid URL");
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(" or ")}`);
+  }
+  return value;
+}
+
+function base64Key(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  if (Buffer.from(raw, "base64").length !== 32) {
+    throw new ConfigError(name, "must be 32 bytes in base64 (make one with `escalation-shield keygen`)");
+  }
+  return raw;
+}
+
+/** Reads and checks the environment. Throws {@link ConfigError} naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = str(env, "NODE_ENV", "development");
+  const secretsKey = base64Key(env, "SECRETS_KEY");
+  if (nodeEnv === "production" && secretsKey === undefined) {
+    throw new ConfigError("SECRETS_KEY", "is required when NODE_ENV=production");
+  }
+  const schedule = list(env, "DELIVERY_RETRY_SCHEDULE");
+  const retrySchedule = schedule.length === 0 ? DEFAULT_RETRY_SCHEDULE : schedule.map(Number);
+  if (retrySchedule.some((s) => !Number.isFinite(s) || s < 0 || s > 7 * 86400)) {
+    throw new ConfigError("DELIVERY_RETRY_SCHEDULE", "must be comma-separated seconds from 0 to 604800");
+  }
+  const publicUrl = url(env, "PUBLIC_URL", "http://localhost:3000", ["http:", "https:"]).replace(/\/+$/, "");
+  return Object.freeze({
+    nodeEnv,
+    databaseUrl: url(env, "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/escalation_shield", [
+      "postgres:",
+      "postgresql:",
+    ]),
+    redisUrl: url(env, "REDIS_URL", "redis://127.0.0.1:6379", ["redis:", "rediss:"]),
+    secretsKey,
+    secretsKeyPrevious: base64Key(env, "SECRETS_KEY_PREVIOUS"),
+    secretsKeyFile: str(env, "SECRETS_KEY_FILE", ".escalation-shield/secrets.key"),
+    host: str(env, "HOST", "127.0.0.1"),
+    port: int(env, "PORT", 3000, 0, 65535),
+    publicUrl,
+    destinationAllowlist: list(env, "DESTINATION_ALLOWLIST"),
+    allowHttpDestinations: bool(env, "ALLOW_HTTP_DESTINATIONS", false),
+    dnsServers: list(env, "DNS_SERVERS"),
+    queuePrefix: str(env, "QUEUE_PREFIX", "es"),
+    retrySchedule,
+    deliveryConcurrency: int(env, "DELIVERY_CONCURRENCY", 200, 1, 5000),
+    sweepIntervalMs: int(env, "SWEEP_INTERVAL_MS", 10_000, 100, 3_600_000),
+    logLevel: str(env, "LOG_LEVEL", "info"),
+  });
+}

@@ -1,0 +1,249 @@
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
+
+export const organizations = pgTable("organizations", {
+  id: text("id").primaryKey(),
+  slug: text("slug").notNull().unique(),
+  createdAt: createdAt(),
+});
+
+/** Admin API keys. Only the SHA-256 of the token is kept. */
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    tokenHash: text("token_hash").notNull().unique(),
+    createdAt: createdAt(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("api_keys_org_idx").on(t.orgId)],
+);
+
+export type AuthType = "none" | "bearer" | "api_key" | "custom_header";
+export type SignatureScheme = "standard" | "timestamped-hex";
+
+/**
+ * Webhook destinations. Secret columns hold sealed envelopes (see secrets/box.ts), never plaintext.
+ */
+export const webhooks = pgTable(
+  "webhooks",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    description: text("description"),
+    events: text("events").array().notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    disabledReason: text("disabled_reason"),
+    authType: text("auth_type").$type<AuthType>().notNull().default("none"),
+    authHeaderName: text("auth_header_name"),
+    credentialSealed: text("credential_sealed"),
+    signingSecretSealed: text("signing_secret_sealed").notNull(),
+    /** The secret replaced by the last rotation, still signed with until `previousSecretExpiresAt`. */
+    previousSigningSecretSealed: text("previous_signing_secret_sealed"),
+    previousSecretExpiresAt: timestamp("previous_secret_expires_at", { withTimezone: true }),
+    /** `standard` (Standard Webhooks) or `timestamped-hex` (`t=…,v1=<hex>`). */
+    signatureScheme: text("signature_scheme").$type<SignatureScheme>().notNull().default("standard"),
+    /** Ed25519 signing (`v1a,`) next to the HMAC one; the public key is published, the secret key sealed. */
+    ed25519PublicKey: text("ed25519_public_key"),
+    ed25519SecretKeySealed: text("ed25519_secret_key_sealed"),
+    /** Most attempts in flight at once, across all workers; null means the configured default. */
+    maxInFlight: integer("max_in_flight"),
+    /** Start of the current run of failures; null while the destination is healthy. */
+    failingSince: timestamp("failing_since", { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("webhooks_org_idx").on(t.orgId)],
+);
+
+export const automations = pgTable(
+  "automations",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    active: boolean("active").notNull().default(true),
+    filter: jsonb("filter").notNull().default(sql`'{}'::jsonb`),
+    trigger: jsonb("trigger").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("automations_org_idx").on(t.orgId)],
+);
+
+export const automationWebhooks = pgTable(
+  "automation_webhooks",
+  {
+    automationId: text("automation_id")
+      .notNull()
+      .references(() => automations.id, { onDelete: "cascade" }),
+    webhookId: text("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.automationId, t.webhookId] }),
+    index("automation_webhooks_webhook_idx").on(t.webhookId),
+  ],
+);
+
+export type DeliveryStatus = "pending" | "held" | "delivered" | "failed";
+
+/**
+ * The outbox: one row per delivery, the source of truth. Redis only holds a cache of which of these are due.
+ */
+export const deliveries = pgTable(
+  "deliveries",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    webhookId: text("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    automationId: text("automation_id"),
+    recordId: text("record_id"),
+    eventType: text("event_type").notNull(),
+    idempotencyKey: text("idempotency_key").notNull(),
+    /** The exact request body, frozen at creation so every attempt sends the same bytes. */
+    payload: text("payload").notNull(),
+    status: text("status").$type<DeliveryStatus>().notNull(),
+    attemptCount: integer("attempt_count").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Bumped by a manual retry so that an older queued job for this delivery does nothing. */
+    generation: integer("generation").notNull().default(0),
+    lastHttpStatus: integer("last_http_status"),
+    lastError: text("last_error"),
+    lastAttemptAt: timestamp("last_attempt_at", { withTimezone: true }),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("deliveries_idempotency_key_idx").on(t.idempotencyKey),
+    index("deliveries_webhook_created_idx").on(t.webhookId, t.createdAt),
+    index("deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index("deliveries_held_idx").on(t.webhookId).where(sql`${t.status} = 'held'`),
+  ],
+);
+
+export const deliveryAttempts = pgTable(
+  "delivery_attempts",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    deliveryId: text("delivery_id")
+      .notNull()
+      .references(() => deliveries.id, { onDelete: "cascade" }),
+    attemptNumber: integer("attempt_number").notNull(),
+    startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    httpStatus: integer("http_status"),
+    errorKind: text("error_kind"),
+    errorMessage: text("error_message"),
+    /** First 2 KB of the response body, with the destination's secrets masked. */
+    responseExcerpt: text("response_excerpt"),
+  },
+  (t) => [index("delivery_attempts_delivery_idx").on(t.deliveryId)],
+);
+
+/** Feedback integrations: where records come from. Only the SHA-256 of the ingestion key is kept. */
+export const feedbackIntegrations = pgTable(
+  "feedback_integrations",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    displayName: text("display_name").notNull(),
+    description: text("description"),
+    dataMutability: boolean("data_mutability").notNull().default(false),
+    keyHash: text("key_hash").notNull().unique(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("feedback_integrations_org_idx").on(t.orgId)],
+);
+
+export type RecordType = "REVIEW" | "SURVEY" | "CONVERSATION" | "FORUM_CONVERSATION_THREAD" | "AUDIO_RECORDING";
+
+/**
+ * Stored feedback records. The id is derived from the integration and the sender's id, so the same
+ * sender id is one record per integration. `version` grows each time a mutable record is replaced.
+ */
+export const records = pgTable(
+  "records",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    integrationId: text("integration_id")
+      .notNull()
+      .references(() => feedbackIntegrations.id, { onDelete: "cascade" }),
+    externalId: text("external_id").notNull(),
+    fileId: text("file_id").notNull(),
+    type: text("type").$type<RecordType>().notNull(),
+    /** The feedback's own time (`createdAt`, converted to seconds). */
+    occurredAt: timestamp("occurred_at", { withTimezone: true }).notNull(),
+    sourceUrl: text("source_url"),
+    /** Normalized content: text, messages, survey responses or audio, by type. */
+    content: jsonb("content").notNull(),
+    /** Normalized metadata: `{ field: { type: "s"|"n"|"b", values: [...] } }`. */
+    metadata: jsonb("metadata").notNull(),
+    version: integer("version").notNull().default(1),
+    /** The analysis of `analyzedVersion`; null until the evaluator has run. */
+    analysis: jsonb("analysis"),
+    analyzedVersion: integer("analyzed_version"),
+    receivedAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex("records_integration_external_idx").on(t.integrationId, t.externalId),
+    index("records_org_idx").on(t.orgId),
+    index("records_unanalyzed_idx")
+      .on(t.id)
+      .where(sql`${t.analyzedVersion} is distinct from ${t.version}`),
+  ],
+);
+
+/** Why each automation did or did not fire for a record, as of its last evaluation. */
+export const recordEvaluations = pgTable(
+  "record_evaluations",
+  {
+    recordId: text("record_id")
+      .notNull()
+      .references(() => records.id, { onDelete: "cascade" }),
+    automationId: text("automation_id")
+      .notNull()
+      .references(() => automations.id, { onDelete: "cascade" }),
+    recordVersion: integer("record_version").notNull(),
+    fired: boolean("fired").notNull(),
+    reason: text("reason").notNull(),
+    evaluatedAt: timestamp("evaluated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.recordId, t.automationId] })],
+);

@@ -1,0 +1,258 @@
+import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import type { Executor } from "../db/client.ts";
+import { type AuthType, deliveries, deliveryAttempts, webhooks } from "../db/schema.ts";
+import { newId } from "../ids.ts";
+
+/** What a caller asks to deliver; the body is frozen as given. */
+export interface NewDelivery {
+  orgId: string;
+  webhookId: string;
+  eventType: string;
+  idempotencyKey: string;
+  /** The exact request body. */
+  payload: string;
+  automationId?: string;
+  recordId?: string;
+}
+
+/** A delivery row as the queue needs it. */
+export interface QueuedRef {
+  id: string;
+  generation: number;
+  nextAttemptAt: Date;
+}
+
+/**
+ * Inserts deliveries, skipping any whose idempotency key exists (the same alert is never queued twice).
+ * Deliveries to a disabled destination are created `held`. Returns the rows created as `pending`.
+ */
+export async function insertDeliveries(
+  db: Executor,
+  items: NewDelivery[],
+  maxAttempts: number,
+): Promise<{ pending: QueuedRef[]; created: number }> {
+  if (items.length === 0) return { pending: [], created: 0 };
+  const ids = [...new Set(items.map((i) => i.webhookId))];
+  const enabled = new Map(
+    (
+      await db
+        .select({ id: webhooks.id, enabled: webhooks.enabled })
+        .from(webhooks)
+        .where(inArray(webhooks.id, ids))
+    ).map((w) => [w.id, w.enabled]),
+  );
+  const rows = items
+    .filter((i) => enabled.has(i.webhookId))
+    .map((i) => ({
+      id: newId("del"),
+      orgId: i.orgId,
+      webhookId: i.webhookId,
+      automationId: i.automationId ?? null,
+      recordId: i.recordId ?? null,
+      eventType: i.eventType,
+      idempotencyKey: i.idempotencyKey,
+      payload: i.payload,
+      status: enabled.get(i.webhookId) ? ("pending" as const) : ("held" as const),
+      maxAttempts,
+    }));
+  if (rows.length === 0) return { pending: [], created: 0 };
+  const inserted = await db
+    .insert(deliveries)
+    .values(rows)
+    .onConflictDoNothing({ target: deliveries.idempotencyKey })
+    .returning({
+      id: deliveries.id,
+      generation: deliveries.generation,
+      nextAttemptAt: deliveries.nextAttemptAt,
+      status: deliveries.status,
+    });
+  return { pending: inserted.filter((r) => r.status === "pending"), created: inserted.length };
+}
+
+/** Everything one attempt needs, read in the same statement that claims the delivery. */
+export interface ClaimedDelivery {
+  id: string;
+  orgId: string;
+  webhookId: string;
+  eventType: string;
+  idempotencyKey: string;
+  payload: string;
+  attemptCount: number;
+  maxAttempts: number;
+  url: string;
+  authType: AuthType;
+  authHeaderName: string | null;
+  credentialSealed: string | null;
+  signingSecretSealed: string;
+}
+
+/**
+ * Claims a due delivery for one attempt by pushing its next attempt time `leaseMs` ahead, so a second job
+ * or the sweeper leaves it alone while the attempt runs; if the worker dies, the lease simply runs out.
+ * Returns `undefined` when the delivery is not due, not pending, superseded or its destination is disabled.
+ */
+export async function claimDelivery(
+  db: Executor,
+  id: string,
+  generation: number,
+  leaseMs: number,
+): Promise<ClaimedDelivery | undefined> {
+  const rows = await db.execute<Record<string, unknown>>(sql`
+    update deliveries d set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
+    from webhooks w
+    where d.id = ${id} and d.generation = ${generation} and d.status = 'pending'
+      and d.next_attempt_at <= now() + interval '1 second'
+      and w.id = d.webhook_id and w.enabled
+    returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
+      d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed`);
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    id: r.id as string,
+    orgId: r.org_id as string,
+    webhookId: r.webhook_id as string,
+    eventType: r.event_type as string,
+    idempotencyKey: r.idempotency_key as string,
+    payload: r.payload as string,
+    attemptCount: r.attempt_count as number,
+    maxAttempts: r.max_attempts as number,
+    url: r.url as string,
+    authType: r.auth_type as AuthType,
+    authHeaderName: r.auth_header_name as string | null,
+    credentialSealed: r.credential_sealed as string | null,
+    signingSecretSealed: r.signing_secret_sealed as string,
+  };
+}
+
+/** Why a delivery could not be claimed, so the worker knows whether to wait, hold or drop the job. */
+export type Unclaimable = { kind: "gone" } | { kind: "wait"; until: Date } | { kind: "held" };
+
+export async function whyUnclaimable(db: Executor, id: string, generation: number): Promise<Unclaimable> {
+  const [row] = await db
+    .select({
+      status: deliveries.status,
+      generation: deliveries.generation,
+      nextAttemptAt: deliveries.nextAttemptAt,
+      enabled: webhooks.enabled,
+    })
+    .from(deliveries)
+    .innerJoin(webhooks, eq(webhooks.id, deliveries.webhookId))
+    .where(eq(deliveries.id, id));
+  if (!row || row.generation !== generation || row.status !== "pending") return { kind: "gone" };
+  if (!row.enabled) {
+    await db
+      .update(deliveries)
+      .set({ status: "held" })
+      .where(and(eq(deliveries.id, id), eq(deliveries.status, "pending")));
+    return { kind: "held" };
+  }
+  return { kind: "wait", until: row.nextAttemptAt };
+}
+
+/** The outcome of one attempt, as stored in the history. */
+export interface AttemptRecord {
+  deliveryId: string;
+  attemptNumber: number;
+  startedAt: Date;
+  durationMs: number;
+  httpStatus: number | null;
+  errorKind: string | null;
+  errorMessage: string | null;
+  responseExcerpt: string | null;
+}
+
+/**
+ * Stores an attempt and moves the delivery on: `delivered`, `failed`, or pending again at `retryAt`.
+ * Only a row still at `generation` is changed, so a manual retry made meanwhile is not overwritten.
+ */
+export async function recordAttempt(
+  db: Executor,
+  attempt: AttemptRecord,
+  generation: number,
+  outcome: { status: "delivered" | "failed" } | { status: "pending"; retryAt: Date },
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.insert(deliveryAttempts).values(attempt);
+    await tx
+      .update(deliveries)
+      .set({
+        status: outcome.status,
+        attemptCount: attempt.attemptNumber,
+        lastHttpStatus: attempt.httpStatus,
+        lastError: attempt.errorKind ? `${attempt.errorKind}: ${attempt.errorMessage ?? ""}` : null,
+        lastAttemptAt: attempt.startedAt,
+        deliveredAt: outcome.status === "delivered" ? new Date() : null,
+        ...(outcome.status === "pending" ? { nextAttemptAt: outcome.retryAt } : {}),
+      })
+      .where(and(eq(deliveries.id, attempt.deliveryId), eq(deliveries.generation, generation)));
+  });
+}
+
+/** Pending deliveries in id order after `afterId`, optionally only those overdue before `dueBefore`. */
+export async function listPending(
+  db: Executor,
+  afterId: string,
+  limit: number,
+  dueBefore?: Date,
+): Promise<QueuedRef[]> {
+  return db
+    .select({ id: deliveries.id, generation: deliveries.generation, nextAttemptAt: deliveries.nextAttemptAt })
+    .from(deliveries)
+    .where(
+      and(
+        eq(deliveries.status, "pending"),
+        gt(deliveries.id, afterId),
+        dueBefore ? lt(deliveries.nextAttemptAt, dueBefore) : undefined,
+      ),
+    )
+    .orderBy(asc(deliveries.id))
+    .limit(limit);
+}
+
+/**
+ * Turns `held` deliveries of enabled destinations back into due `pending` ones: what an admin's enable
+ * releases, and what the sweeper catches if an insert raced with an enable. `webhookId` limits it to one.
+ */
+export async function releaseHeld(db: Executor, webhookId?: string): Promise<QueuedRef[]> {
+  return db
+    .update(deliveries)
+    .set({ status: "pending", nextAttemptAt: sql`now()` })
+    .where(
+      and(
+        eq(deliveries.status, "held"),
+        webhookId ? eq(deliveries.webhookId, webhookId) : undefined,
+        sql`${deliveries.webhookId} in (select id from webhooks where enabled)`,
+      ),
+    )
+    .returning({
+      id: deliveries.id,
+      generation: deliveries.generation,
+      nextAttemptAt: deliveries.nextAttemptAt,
+    });
+}
+
+/**
+ * Makes a delivery due now for one more attempt, whatever its status: a new generation so any job still
+ * queued for it does nothing, and one attempt more than it has made. Scoped to `webhookId`.
+ */
+export async function retryNow(
+  db: Executor,
+  webhookId: string,
+  deliveryId: string,
+): Promise<QueuedRef | undefined> {
+  const [row] = await db
+    .update(deliveries)
+    .set({
+      status: sql`case when ${deliveries.status} = 'held' then 'held' else 'pending' end`,
+      nextAttemptAt: sql`now()`,
+      generation: sql`${deliveries.generation} + 1`,
+      maxAttempts: sql`${deliveries.attemptCount} + 1`,
+    })
+    .where(and(eq(deliveries.id, deliveryId), eq(deliveries.webhookId, webhookId)))
+    .returning({
+      id: deliveries.id,
+      generation: deliveries.generation,
+      nextAttemptAt: deliveries.nextAttemptAt,
+    });
+  return row;
+}

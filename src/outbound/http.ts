@@ -1,0 +1,122 @@
+import { Agent, buildConnector, request } from "undici";
+import { OutboundError, type OutboundErrorKind } from "../errors.ts";
+import { type AddressPolicy, compilePolicy, resolveChecked } from "./guard.ts";
+
+/**
+ * The one way the product talks to URLs that customers type. Its rules:
+ * - every request ends after `timeoutMs` (default 5 000) counted from the start: DNS, connect, TLS,
+ *   headers and the whole body together;
+ * - redirects are never followed: a 3xx is returned as the status it is;
+ * - the host is resolved with c-ares and every address checked against the {@link AddressPolicy};
+ *   the socket then connects to the checked address inside undici's connect step, so no second
+ *   lookup can be rebound to another address;
+ * - TLS trusts Node's store plus `NODE_EXTRA_CA_CERTS` (undici's default context), never a fixed list;
+ * - only the first `maxBodyBytes` (default 2 048) of the response body are kept; the rest is read and
+ *   dropped so keep-alive connections can be reused.
+ */
+export interface OutboundRequest {
+  method: "GET" | "POST" | "HEAD";
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+  maxBodyBytes?: number;
+}
+
+export interface OutboundResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The kept prefix of the body, decoded as UTF-8. */
+  bodyExcerpt: string;
+  durationMs: number;
+}
+
+export const ATTEMPT_TIMEOUT_MS = 5000;
+
+export interface OutboundClient {
+  send(req: OutboundRequest): Promise<OutboundResponse>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the client. `connections` caps sockets per origin (default 64); keep-alive sockets are reused
+ * for 4 s of idleness, under the usual 5 s server keep-alive, so a reused socket is rarely closed under us.
+ */
+export function createOutboundClient(
+  policy: AddressPolicy,
+  options: { connections?: number } = {},
+): OutboundClient {
+  const compiled = compilePolicy(policy);
+  const tcpTls = buildConnector({ timeout: ATTEMPT_TIMEOUT_MS });
+  const agent = new Agent({
+    connections: options.connections ?? 64,
+    keepAliveTimeout: 4000,
+    keepAliveMaxTimeout: 4000,
+    headersTimeout: ATTEMPT_TIMEOUT_MS,
+    bodyTimeout: ATTEMPT_TIMEOUT_MS,
+    connect(opts, callback) {
+      resolveChecked(compiled, opts.hostname).then(
+        (address) => tcpTls({ ...opts, hostname: address, host: opts.host ?? opts.hostname }, callback),
+        (err: unknown) => callback(err as Error, null),
+      );
+    },
+  });
+
+  return {
+    async send(req) {
+      const started = performance.now();
+      const signal = AbortSignal.timeout(req.timeoutMs ?? ATTEMPT_TIMEOUT_MS);
+      const limit = req.maxBodyBytes ?? 2048;
+      try {
+        const res = await request(req.url, {
+          method: req.method,
+          headers: req.headers,
+          body: req.body,
+          signal,
+          dispatcher: agent,
+        });
+        const kept: Buffer[] = [];
+        let keptBytes = 0;
+        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+          if (keptBytes < limit) {
+            kept.push(chunk.subarray(0, limit - keptBytes));
+            keptBytes += Math.min(chunk.length, limit - keptBytes);
+          }
+        }
+        return {
+          status: res.statusCode,
+          headers: res.headers,
+          bodyExcerpt: Buffer.concat(kept).toString("utf8"),
+          durationMs: Math.round(performance.now() - started),
+        };
+      } catch (err) {
+        throw toOutboundError(err, signal);
+      }
+    },
+    close: () => agent.close(),
+  };
+}
+
+const TLS_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/;
+
+function toOutboundError(err: unknown, signal: AbortSignal): OutboundError {
+  if (err instanceof OutboundError) return err;
+  const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? "";
+  let kind: OutboundErrorKind = "network";
+  if (signal.aborted || e.name === "TimeoutError" || /TIMEOUT/.test(code)) kind = "timeout";
+  else if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ENODATA" || code === "ESERVFAIL")
+    kind = "dns";
+  else if (code === "ECONNREFUSED") kind = "refused";
+  else if (
+    code === "ECONNRESET" ||
+    code === "EPIPE" ||
+    code === "UND_ERR_SOCKET" ||
+    code === "UND_ERR_CLOSED"
+  )
+    kind = "reset";
+  else if (TLS_CODES.test(code)) kind = "tls";
+  const message =
+    kind === "timeout" ? "no complete response within the time limit" : (e.message ?? String(err));
+  return new OutboundError(kind, message, { cause: err });
+}
