@@ -27,6 +27,12 @@ export interface Config {
   /** How often the outbox sweeper looks for pending deliveries that lost their job, in ms. Default 10 000. */
   sweepIntervalMs: number;
   logLevel: string;
+  /** Admin API requests per minute per API key. Default 600. */
+  adminRateLimitPerMinute: number;
+  /** Ingestion requests per minute per feedback integration key (seed 000: 2000). */
+  ingestRateLimitPerMinute: number;
+  /** Payload-validator requests per minute per client address. Default 60. */
+  validateRateLimitPerMinute: number;
 }
 
 /** Svix's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27.6 hours in all. */
@@ -121,5 +127,8 @@ export function loadConfig(env: Env = process.env): Config {
     deliveryConcurrency: int(env, "DELIVERY_CONCURRENCY", 200, 1, 5000),
     sweepIntervalMs: int(env, "SWEEP_INTERVAL_MS", 10_000, 100, 3_600_000),
     logLevel: str(env, "LOG_LEVEL", "info"),
+    adminRateLimitPerMinute: int(env, "ADMIN_RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000),
+    ingestRateLimitPerMinute: int(env, "INGEST_RATE_LIMIT_PER_MINUTE", 2000, 1, 1_000_000),
+    validateRateLimitPerMinute: int(env, "VALIDATE_RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000),
   });
 }

@@ -188,7 +188,12 @@ export const feedbackIntegrations = pgTable(
   (t) => [index("feedback_integrations_org_idx").on(t.orgId)],
 );
 
-export type RecordType = "REVIEW" | "SURVEY" | "CONVERSATION" | "FORUM_CONVERSATION_THREAD" | "AUDIO_RECORDING";
+export type RecordType =
+  | "REVIEW"
+  | "SURVEY"
+  | "CONVERSATION"
+  | "FORUM_CONVERSATION_THREAD"
+  | "AUDIO_RECORDING";
 
 /**
  * Stored feedback records. The id is derived from the integration and the sender's id, so the same
@@ -224,9 +229,7 @@ export const records = pgTable(
   (t) => [
     uniqueIndex("records_integration_external_idx").on(t.integrationId, t.externalId),
     index("records_org_idx").on(t.orgId),
-    index("records_unanalyzed_idx")
-      .on(t.id)
-      .where(sql`${t.analyzedVersion} is distinct from ${t.version}`),
+    index("records_unanalyzed_idx").on(t.id).where(sql`${t.analyzedVersion} is distinct from ${t.version}`),
   ],
 );
 

@@ -1,0 +1,65 @@
+import type { Config } from "../../src/config.ts";
+import { createWebhook, type WebhookInput } from "../../src/destinations/store.ts";
+import { createLogger } from "../../src/log.ts";
+import { createOrganization } from "../../src/orgs.ts";
+import { openRuntime, type Runtime } from "../../src/runtime.ts";
+import { type RunningWorker, startDeliveryWorker } from "../../workers/delivery.ts";
+import { createTestDatabase, testConfig, testEnv } from "./env.ts";
+import { deletePrefix } from "./redis.ts";
+
+export interface Stack {
+  env: Record<string, string>;
+  config: Config;
+  rt: Runtime;
+  org: { id: string; slug: string; adminApiKey: string };
+  /** Log lines the runtime wrote (JSON strings). */
+  logs: string[];
+  startWorker(): RunningWorker;
+  webhook(input: WebhookInput): Promise<{ id: string; secret: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A test's own product: its own database (copied from the template), queue prefix and secrets key, an
+ * organization, and (unless `worker: false`) a delivery worker running in this process.
+ */
+export async function startStack(
+  options: { env?: Record<string, string>; worker?: boolean } = {},
+): Promise<Stack> {
+  const database = await createTestDatabase();
+  const env = testEnv(database.url, options.env);
+  const config = testConfig(env);
+  const logs: string[] = [];
+  const sink = {
+    write(line: string) {
+      logs.push(line);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream;
+  const rt = openRuntime(config, createLogger("debug", sink));
+  const org = await rt.database.db.transaction((tx) =>
+    createOrganization(tx, `org-${env.QUEUE_PREFIX?.slice(5)}`),
+  );
+  const workers: RunningWorker[] = [];
+  const startWorker = () => {
+    const w = startDeliveryWorker(rt);
+    workers.push(w);
+    return w;
+  };
+  if (options.worker !== false) startWorker();
+  return {
+    env,
+    config,
+    rt,
+    org,
+    logs,
+    startWorker,
+    webhook: (input) => createWebhook(rt.database.db, rt.box, org.id, input),
+    async close() {
+      for (const w of workers) await w.close();
+      await rt.close();
+      await deletePrefix(config.redisUrl, config.queuePrefix);
+      await database.drop();
+    },
+  };
+}
