@@ -94,6 +94,17 @@ export async function runDeliveryJob(
   }
 
   const ok = attempt.httpStatus !== null && attempt.httpStatus >= 200 && attempt.httpStatus < 300;
+  deps.log.debug(
+    {
+      delivery: id,
+      webhook: claimed.webhookId,
+      attempt: attemptNumber,
+      status: attempt.httpStatus,
+      error: attempt.errorKind,
+      ms: attempt.durationMs,
+    },
+    "delivery attempt",
+  );
   if (ok) {
     await recordAttempt(deps.db, attempt, generation, { status: "delivered" });
     return "delivered";

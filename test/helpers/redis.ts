@@ -42,6 +42,8 @@ export async function startPrivateRedis(): Promise<{ url: string; stop(): Promis
   const url = `redis://127.0.0.1:${port}`;
   await waitFor("private redis-server", async () => {
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    // Refusals while the server starts surface through connect(); the event would only repeat them.
+    r.on("error", () => {});
     try {
       await r.connect();
       return (await r.ping()) === "PONG";
