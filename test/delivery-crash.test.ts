@@ -54,7 +54,8 @@ describe("crashes and a flushed Redis lose nothing", { concurrency: true }, () =
       const received = new Set(r.requests.map((q) => q.headers["idempotency-key"]));
       for (const a of alerts) assert.ok(received.has(a.key), `alert ${a.key} reached the receiver`);
       // What was in flight at the kill went out again with the same key.
-      for (const key of inFlight) assert.ok(r.requests.filter((q) => q.headers["idempotency-key"] === key).length >= 1);
+      for (const key of inFlight)
+        assert.ok(r.requests.filter((q) => q.headers["idempotency-key"] === key).length >= 1);
     } finally {
       await r.close();
       await stack.close();
@@ -85,7 +86,10 @@ describe("crashes and a flushed Redis lose nothing", { concurrency: true }, () =
 
   test("FLUSHALL with deliveries pending: all delivered afterwards without a manual step", async () => {
     const redis = await startPrivateRedis();
-    const stack = await startStack({ worker: false, env: { REDIS_URL: redis.url, DELIVERY_RETRY_SCHEDULE: "4,4,4" } });
+    const stack = await startStack({
+      worker: false,
+      env: { REDIS_URL: redis.url, DELIVERY_RETRY_SCHEDULE: "4,4,4" },
+    });
     const seen = new Set<string>();
     // The first request for each alert fails, so some deliveries wait for a later retry at the flush.
     const r: Receiver = await startReceiver({

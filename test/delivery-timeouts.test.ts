@@ -62,7 +62,10 @@ describe("every attempt ends within 5 s", { concurrency: true }, () => {
       const first = attempts[0];
       assert.ok(first);
       assert.equal(first.errorKind, "timeout");
-      assert.ok(first.durationMs >= 5000 && first.durationMs <= 6500, `first attempt took ${first.durationMs} ms`);
+      assert.ok(
+        first.durationMs >= 5000 && first.durationMs <= 6500,
+        `first attempt took ${first.durationMs} ms`,
+      );
       // The receiver saw the retry: same key, same bytes.
       assert.ok(r.requests.length >= 2);
       assert.equal(r.requests[0]?.body, r.requests[1]?.body);

@@ -25,7 +25,9 @@ describe("credentials are sealed at rest", () => {
     // A receiver that echoes the request's headers back, and fails once so an attempt is retried.
     echo = await startReceiver({
       behaviour: (req, res, n) => {
-        res.writeHead(n === 0 ? 500 : 200, { "content-type": "application/json" }).end(JSON.stringify(req.headers));
+        res
+          .writeHead(n === 0 ? 500 : 200, { "content-type": "application/json" })
+          .end(JSON.stringify(req.headers));
       },
     });
   });
@@ -36,10 +38,17 @@ describe("credentials are sealed at rest", () => {
   });
 
   test("the credential's plaintext is in no Redis key, no Postgres row and no log line", async () => {
-    const wh = await stack.webhook({ url: echo.url, events: ["*"], auth: { type: "bearer", credential: CREDENTIAL } });
+    const wh = await stack.webhook({
+      url: echo.url,
+      events: ["*"],
+      auth: { type: "bearer", credential: CREDENTIAL },
+    });
     const [alert] = await enqueueAlerts(stack, wh.id);
     assert.ok(alert);
-    await waitFor("delivered", async () => (await deliveryRow(stack.rt.database.db, alert.id))?.status === "delivered");
+    await waitFor(
+      "delivered",
+      async () => (await deliveryRow(stack.rt.database.db, alert.id))?.status === "delivered",
+    );
     assert.equal(echo.requests[0]?.headers.authorization, `Bearer ${CREDENTIAL}`);
 
     // Every key in Redis, whatever its type.
@@ -74,18 +83,24 @@ describe("credentials are sealed at rest", () => {
         }
       }
       assert.ok(rows > 0);
-      const excerpts = await sql`select response_excerpt from delivery_attempts where delivery_id = ${alert.id}`;
+      const excerpts =
+        await sql`select response_excerpt from delivery_attempts where delivery_id = ${alert.id}`;
       assert.ok(excerpts.some((e) => String(e.response_excerpt).includes("Bearer [redacted]")));
     } finally {
       await sql.end();
     }
 
     assert.ok(stack.logs.length > 0);
-    for (const line of stack.logs) assert.ok(!line.includes(CREDENTIAL), `log line holds the credential: ${line}`);
+    for (const line of stack.logs)
+      assert.ok(!line.includes(CREDENTIAL), `log line holds the credential: ${line}`);
   });
 
   test("opening with a wrong key fails with a clear error, and so does a tampered value", async () => {
-    const wh = await stack.webhook({ url: echo.url, events: ["*"], auth: { type: "api_key", credential: CREDENTIAL } });
+    const wh = await stack.webhook({
+      url: echo.url,
+      events: ["*"],
+      auth: { type: "api_key", credential: CREDENTIAL },
+    });
     const [row] = await stack.rt.database.db.select().from(webhooks).where(eq(webhooks.id, wh.id));
     const sealed = row?.credentialSealed;
     assert.ok(sealed && !sealed.includes(CREDENTIAL));
@@ -95,17 +110,26 @@ describe("credentials are sealed at rest", () => {
     assert.throws(
       () => other.open(sealed, sealContext.credential(wh.id)),
       (err: unknown) =>
-        err instanceof DecryptError && /neither SECRETS_KEY/.test(err.message) && !err.message.includes(CREDENTIAL),
+        err instanceof DecryptError &&
+        /neither SECRETS_KEY/.test(err.message) &&
+        !err.message.includes(CREDENTIAL),
     );
     // Same key id, altered ciphertext.
     const tampered = `${sealed.slice(0, -2)}${sealed.endsWith("AA") ? "BB" : "AA"}`;
     assert.throws(() => stack.rt.box.open(tampered, sealContext.credential(wh.id)), /failed authentication/);
     // The sealed value is bound to its row: copied to another webhook it does not open.
-    assert.throws(() => stack.rt.box.open(sealed, sealContext.credential("whe_other")), /failed authentication/);
+    assert.throws(
+      () => stack.rt.box.open(sealed, sealContext.credential("whe_other")),
+      /failed authentication/,
+    );
   });
 
   test("rotate-secrets-key re-seals every secret under the new key; the old key alone no longer opens them", async () => {
-    const wh = await stack.webhook({ url: echo.url, events: ["*"], auth: { type: "bearer", credential: CREDENTIAL } });
+    const wh = await stack.webhook({
+      url: echo.url,
+      events: ["*"],
+      auth: { type: "bearer", credential: CREDENTIAL },
+    });
     const newKey = generateSecretsKey();
     const result = await runCli(["rotate-secrets-key"], {
       ...stack.env,
@@ -118,11 +142,15 @@ describe("credentials are sealed at rest", () => {
     assert.ok(rows.length >= 2);
     for (const r of rows) {
       assert.equal(SecretBox.keyIdOf(r.signingSecretSealed), fresh.current.id);
-      if (r.credentialSealed) assert.equal(fresh.open(r.credentialSealed, sealContext.credential(r.id)), CREDENTIAL);
+      if (r.credentialSealed)
+        assert.equal(fresh.open(r.credentialSealed, sealContext.credential(r.id)), CREDENTIAL);
     }
     const target = rows.find((r) => r.id === wh.id);
     assert.ok(target?.credentialSealed);
-    assert.throws(() => stack.rt.box.open(target.credentialSealed as string, sealContext.credential(wh.id)), DecryptError);
+    assert.throws(
+      () => stack.rt.box.open(target.credentialSealed as string, sealContext.credential(wh.id)),
+      DecryptError,
+    );
     assert.ok(!result.stdout.includes(CREDENTIAL) && !result.stderr.includes(CREDENTIAL));
   });
 
