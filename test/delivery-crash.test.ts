@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { eq } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { deliveries } from "../src/db/schema.ts";
