@@ -1,8 +1,9 @@
 import { UnrecoverableError, Worker } from "bullmq";
 import { runDeliveryJob } from "../src/delivery/attempt.ts";
-import { Sweeper } from "../src/delivery/sweeper.ts";
+import { deliveryOutbox } from "../src/delivery/queue.ts";
 import { DecryptError } from "../src/errors.ts";
 import { type DeliveryJob, QUEUES } from "../src/jobs.ts";
+import { Sweeper } from "../src/queue/sweeper.ts";
 import { openRedis } from "../src/redis.ts";
 import type { Runtime } from "../src/runtime.ts";
 
@@ -50,7 +51,12 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
   );
   worker.on("failed", (job, err) => log.error({ job: job?.id, err: err.message }, "delivery job error"));
   worker.on("error", (err) => log.error({ err: err.message }, "delivery worker error"));
-  const sweeper = new Sweeper(rt.database.db, rt.redis, rt.deliveryQueue, log, rt.config.sweepIntervalMs);
+  const sweeper = new Sweeper(
+    rt.redis,
+    [deliveryOutbox(rt.database.db, rt.deliveryQueue)],
+    log,
+    rt.config.sweepIntervalMs,
+  );
   sweeper.start();
   return {
     async close() {

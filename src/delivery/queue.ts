@@ -1,7 +1,9 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Db } from "../db/client.ts";
 import { type DeliveryJob, deliveryJobId, QUEUES } from "../jobs.ts";
-import type { QueuedRef } from "./outbox.ts";
+import type { OutboxRef, OutboxSource } from "../queue/sweeper.ts";
+import { listPending, type QueuedRef, releaseHeld } from "./outbox.ts";
 
 export type DeliveryQueue = Queue<DeliveryJob>;
 
@@ -16,6 +18,8 @@ export const DELIVERY_JOB_OPTIONS = {
   attempts: 20,
   backoff: { type: "custom" },
 } as const;
+
+const DELIVERY_JOB_NAME = "deliver";
 
 export function openDeliveryQueue(connection: Redis, prefix: string): DeliveryQueue {
   return new Queue<DeliveryJob>(QUEUES.delivery, {
@@ -37,14 +41,30 @@ export async function queueDeliveries(
   if (refs.length === 0) return;
   await queue.addBulk(
     refs.map((r) => ({
-      name: "deliver",
+      name: DELIVERY_JOB_NAME,
       data: { d: r.id, g: r.generation },
       opts: { jobId: deliveryJobId(r.id, r.generation), delay: Math.max(0, r.nextAttemptAt.getTime() - now) },
     })),
   );
 }
 
-/** Redis key of a job's hash; it exists exactly while the job is waiting, delayed or active. */
-export function jobKey(queue: DeliveryQueue, ref: Pick<QueuedRef, "id" | "generation">): string {
-  return `${queue.opts.prefix}:${queue.name}:${deliveryJobId(ref.id, ref.generation)}`;
+/** The deliveries outbox as the sweeper sees it: pending rows, and held rows an enable released. */
+export function deliveryOutbox(db: Db, queue: DeliveryQueue): OutboxSource {
+  const toRef = (r: QueuedRef): OutboxRef => ({
+    id: r.id,
+    jobId: deliveryJobId(r.id, r.generation),
+    name: DELIVERY_JOB_NAME,
+    data: { d: r.id, g: r.generation } satisfies DeliveryJob,
+    runAt: r.nextAttemptAt,
+  });
+  return {
+    name: "deliveries",
+    queue,
+    list: async (after, limit, dueBefore) => (await listPending(db, after, limit, dueBefore)).map(toRef),
+    async repair() {
+      const released = await releaseHeld(db);
+      await queueDeliveries(queue, released);
+      return released.length;
+    },
+  };
 }
