@@ -1,12 +1,13 @@
 import { parseArgs } from "node:util";
-import { startDeliveryWorker } from "../workers/delivery.ts";
+import { startWorkers } from "../workers/index.ts";
+import { startServer } from "./api/server.ts";
 import { loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { createOrganization } from "./orgs.ts";
-import { openRuntime } from "./runtime.ts";
+import { openRuntime, type Runtime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
 import { loadSecretBox } from "./secrets/keys.ts";
 import { rotateSecrets } from "./secrets/rotate.ts";
@@ -17,12 +18,23 @@ const USAGE = `usage: escalation-shield <command>
   keygen                  print a new base64 SECRETS_KEY
   rotate-secrets-key      re-seal stored secrets under SECRETS_KEY (old key in SECRETS_KEY_PREVIOUS)
   org create <slug>       create an organization and its first admin API key
+  serve                   run the HTTP API (admin API, /docs, /healthz, /readyz) on HOST:PORT
   worker [--only delivery|evaluator]
                           run the background workers
   start                   migrate, then run the API and the workers in one process`;
 
 interface Closable {
   close(): Promise<void>;
+}
+
+/** Starts the HTTP API; if it cannot listen (port taken), closes `opened` (in reverse) so the process can exit. */
+async function serveOrClose(rt: Runtime, opened: Closable[]): Promise<Closable> {
+  try {
+    return await startServer(rt);
+  } catch (err) {
+    for (const p of [...opened].reverse()) await p.close();
+    throw err;
+  }
 }
 
 /** Runs until SIGTERM or SIGINT, then closes `parts` in reverse order and exits 0. */
@@ -85,6 +97,12 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case "serve": {
+      const rt = openRuntime(config, log);
+      const server = await serveOrClose(rt, [rt]);
+      runUntilSignal([rt, server], log);
+      return -1;
+    }
     case "worker":
     case "start": {
       const { values } = parseArgs({ args: rest, options: { only: { type: "string" } } });
@@ -95,7 +113,10 @@ async function main(argv: string[]): Promise<number> {
       if (command === "start") await migrateDatabase(config.databaseUrl);
       const rt = openRuntime(config, log);
       const parts: Closable[] = [rt];
-      if (values.only === undefined || values.only === "delivery") parts.push(startDeliveryWorker(rt));
+      // The evaluator joins once the analyzer is wired in; until then only deliveries run.
+      parts.push(startWorkers(rt, { only: "delivery" }));
+      // Pushed last so it closes first on a signal (parts close in reverse): no request starts while workers wind down.
+      if (command === "start") parts.push(await serveOrClose(rt, parts));
       log.info({ command, only: values.only ?? "all" }, "workers running");
       runUntilSignal(parts, log);
       return -1;

@@ -27,3 +27,7 @@ export interface EvaluationJob {
 export function deliveryJobId(deliveryId: string, generation: number): string {
   return `${deliveryId}.${generation}`;
 }
+
+export function evaluationJobId(recordId: string, version: number): string {
+  return `${recordId}.${version}`;
+}

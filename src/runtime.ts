@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { type EvaluationQueue, openEvaluationQueue } from "./automations/queue.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { type DeliveryQueue, openDeliveryQueue } from "./delivery/queue.ts";
@@ -18,6 +19,7 @@ export interface Runtime {
   /** Producer connection: fails fast so request handlers can answer 503. */
   redis: Redis;
   deliveryQueue: DeliveryQueue;
+  evaluationQueue: EvaluationQueue;
   close(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export function openRuntime(config: Config, log: Logger = createLogger(config.lo
   const redis = openRedis(config.redisUrl, "producer");
   redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   const deliveryQueue = openDeliveryQueue(redis, config.queuePrefix);
+  const evaluationQueue = openEvaluationQueue(redis, config.queuePrefix);
   return {
     config,
     log,
@@ -39,8 +42,10 @@ export function openRuntime(config: Config, log: Logger = createLogger(config.lo
     http,
     redis,
     deliveryQueue,
+    evaluationQueue,
     async close() {
       await deliveryQueue.close();
+      await evaluationQueue.close();
       await http.close();
       redis.disconnect();
       await database.close();

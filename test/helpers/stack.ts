@@ -3,7 +3,7 @@ import { createWebhook, type WebhookInput } from "../../src/destinations/store.t
 import { createLogger } from "../../src/log.ts";
 import { createOrganization } from "../../src/orgs.ts";
 import { openRuntime, type Runtime } from "../../src/runtime.ts";
-import { type RunningWorker, startDeliveryWorker } from "../../workers/delivery.ts";
+import { startWorkers } from "../../workers/index.ts";
 import { createTestDatabase, testConfig, testEnv } from "./env.ts";
 import { deletePrefix } from "./redis.ts";
 
@@ -14,7 +14,8 @@ export interface Stack {
   org: { id: string; slug: string; adminApiKey: string };
   /** Log lines the runtime wrote (JSON strings). */
   logs: string[];
-  startWorker(): RunningWorker;
+  /** Starts the delivery worker and its sweeper in this process. */
+  startWorker(): { close(): Promise<void> };
   webhook(input: WebhookInput): Promise<{ id: string; secret: string }>;
   close(): Promise<void>;
 }
@@ -40,9 +41,9 @@ export async function startStack(
   const org = await rt.database.db.transaction((tx) =>
     createOrganization(tx, `org-${env.QUEUE_PREFIX?.slice(5)}`),
   );
-  const workers: RunningWorker[] = [];
+  const workers: { close(): Promise<void> }[] = [];
   const startWorker = () => {
-    const w = startDeliveryWorker(rt);
+    const w = startWorkers(rt, { only: "delivery" });
     workers.push(w);
     return w;
   };
