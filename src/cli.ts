@@ -1,9 +1,11 @@
 import { parseArgs } from "node:util";
-import { startWorkers } from "../workers/index.ts";
+import { startWorkers, type WorkerName } from "../workers/index.ts";
+import { createLexiconAnalyzer } from "./analysis/lexicon.ts";
 import { startServer } from "./api/server.ts";
-import { loadConfig } from "./config.ts";
+import { inheritedEnvironment, loadConfig } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
+import { runDemo } from "./demo.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { createOrganization } from "./orgs.ts";
@@ -21,7 +23,8 @@ const USAGE = `usage: escalation-shield <command>
   serve                   run the HTTP API (admin API, /docs, /healthz, /readyz) on HOST:PORT
   worker [--only delivery|evaluator]
                           run the background workers
-  start                   migrate, then run the API and the workers in one process`;
+  start                   migrate, then run the API and the workers in one process
+  demo                    a self-contained end-to-end run on this machine`;
 
 interface Closable {
   close(): Promise<void>;
@@ -113,14 +116,18 @@ async function main(argv: string[]): Promise<number> {
       if (command === "start") await migrateDatabase(config.databaseUrl);
       const rt = openRuntime(config, log);
       const parts: Closable[] = [rt];
-      // The evaluator joins once the analyzer is wired in; until then only deliveries run.
-      parts.push(startWorkers(rt, { only: "delivery" }));
+      parts.push(
+        startWorkers(rt, { only: values.only as WorkerName | undefined, analyzer: createLexiconAnalyzer() }),
+      );
       // Pushed last so it closes first on a signal (parts close in reverse): no request starts while workers wind down.
       if (command === "start") parts.push(await serveOrClose(rt, parts));
       log.info({ command, only: values.only ?? "all" }, "workers running");
       runUntilSignal(parts, log);
       return -1;
     }
+    case "demo":
+      await runDemo(config, inheritedEnvironment(), (line) => process.stdout.write(`${line}\n`));
+      return 0;
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
       return 2;

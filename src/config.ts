@@ -1,4 +1,5 @@
 import { ConfigError } from "./errors.ts";
+import { allowlistEntryProblem, dnsServerProblem } from "./outbound/guard.ts";
 
 /** Everything the product reads from its environment, checked once at start-up. */
 export interface Config {
@@ -70,6 +71,16 @@ function list(env: Env, name: string): string[] {
     .filter((s) => s !== "");
 }
 
+/** A comma-separated list whose every entry `problem` accepts; the error names the variable and the entry. */
+function checkedList(env: Env, name: string, problem: (entry: string) => string | undefined): string[] {
+  const entries = list(env, name);
+  for (const entry of entries) {
+    const why = problem(entry);
+    if (why) throw new ConfigError(name, `entry "${entry}" ${why}`);
+  }
+  return entries;
+}
+
 function url(env: Env, name: string, fallback: string, protocols: string[]): string {
   const value = str(env, name, fallback);
   let parsed: URL;
@@ -119,9 +130,9 @@ export function loadConfig(env: Env = process.env): Config {
     host: str(env, "HOST", "127.0.0.1"),
     port: int(env, "PORT", 3000, 0, 65535),
     publicUrl,
-    destinationAllowlist: list(env, "DESTINATION_ALLOWLIST"),
+    destinationAllowlist: checkedList(env, "DESTINATION_ALLOWLIST", allowlistEntryProblem),
     allowHttpDestinations: bool(env, "ALLOW_HTTP_DESTINATIONS", false),
-    dnsServers: list(env, "DNS_SERVERS"),
+    dnsServers: checkedList(env, "DNS_SERVERS", dnsServerProblem),
     queuePrefix: str(env, "QUEUE_PREFIX", "es"),
     retrySchedule,
     deliveryConcurrency: int(env, "DELIVERY_CONCURRENCY", 200, 1, 5000),
@@ -131,4 +142,9 @@ export function loadConfig(env: Env = process.env): Config {
     ingestRateLimitPerMinute: int(env, "INGEST_RATE_LIMIT_PER_MINUTE", 2000, 1, 1_000_000),
     validateRateLimitPerMinute: int(env, "VALIDATE_RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000),
   });
+}
+
+/** A copy of this process's environment, for starting a child process of the product (the demo does). */
+export function inheritedEnvironment(): Record<string, string | undefined> {
+  return { ...process.env };
 }
