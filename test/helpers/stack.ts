@@ -1,3 +1,4 @@
+import { createLexiconAnalyzer } from "../../src/analysis/lexicon.ts";
 import type { Config } from "../../src/config.ts";
 import { createWebhook, type WebhookInput } from "../../src/destinations/store.ts";
 import { createLogger } from "../../src/log.ts";
@@ -14,18 +15,19 @@ export interface Stack {
   org: { id: string; slug: string; adminApiKey: string };
   /** Log lines the runtime wrote (JSON strings). */
   logs: string[];
-  /** Starts the delivery worker and its sweeper in this process. */
-  startWorker(): { close(): Promise<void> };
+  /** Starts workers and their sweeper in this process: the delivery worker, or all with the real analyzer. */
+  startWorker(which?: "delivery" | "all"): { close(): Promise<void> };
   webhook(input: WebhookInput): Promise<{ id: string; secret: string }>;
   close(): Promise<void>;
 }
 
 /**
  * A test's own product: its own database (copied from the template), queue prefix and secrets key, an
- * organization, and (unless `worker: false`) a delivery worker running in this process.
+ * organization, and (unless `worker: false`) a delivery worker running in this process (`worker: "all"` adds
+ * the automation evaluator with the built-in analyzer).
  */
 export async function startStack(
-  options: { env?: Record<string, string>; worker?: boolean } = {},
+  options: { env?: Record<string, string>; worker?: boolean | "all" } = {},
 ): Promise<Stack> {
   const database = await createTestDatabase();
   const env = testEnv(database.url, options.env);
@@ -42,12 +44,15 @@ export async function startStack(
     createOrganization(tx, `org-${env.QUEUE_PREFIX?.slice(5)}`),
   );
   const workers: { close(): Promise<void> }[] = [];
-  const startWorker = () => {
-    const w = startWorkers(rt, { only: "delivery" });
+  const startWorker = (which: "delivery" | "all" = "delivery") => {
+    const w =
+      which === "all"
+        ? startWorkers(rt, { analyzer: createLexiconAnalyzer() })
+        : startWorkers(rt, { only: "delivery" });
     workers.push(w);
     return w;
   };
-  if (options.worker !== false) startWorker();
+  if (options.worker !== false) startWorker(options.worker === "all" ? "all" : "delivery");
   return {
     env,
     config,
