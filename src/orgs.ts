@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { and, asc, eq, isNull } from "drizzle-orm";
 import type { Executor } from "./db/client.ts";
 import { apiKeys, organizations } from "./db/schema.ts";
 import { newId, newToken } from "./ids.ts";
@@ -38,4 +39,44 @@ export async function createOrganization(
   await db.insert(organizations).values({ id, slug });
   const key = await createAdminKey(db, id, "initial admin key");
   return { id, slug, adminApiKey: key.token };
+}
+
+/** The admin key a token hash belongs to, with its organization; `undefined` when unknown or revoked. */
+export async function findActiveAdminKey(
+  db: Executor,
+  tokenHash: string,
+): Promise<{ keyId: string; tokenHash: string; orgId: string; orgSlug: string } | undefined> {
+  const [row] = await db
+    .select({
+      keyId: apiKeys.id,
+      tokenHash: apiKeys.tokenHash,
+      orgId: organizations.id,
+      orgSlug: organizations.slug,
+    })
+    .from(apiKeys)
+    .innerJoin(organizations, eq(organizations.id, apiKeys.orgId))
+    .where(and(eq(apiKeys.tokenHash, tokenHash), isNull(apiKeys.revokedAt)));
+  return row;
+}
+
+/** An organization's admin keys that are not revoked, oldest first. Never the token: only its hash is stored. */
+export async function listAdminKeys(
+  db: Executor,
+  orgId: string,
+): Promise<{ id: string; name: string; createdAt: Date }[]> {
+  return db
+    .select({ id: apiKeys.id, name: apiKeys.name, createdAt: apiKeys.createdAt })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
+    .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
+}
+
+/** Revokes one of the organization's admin keys; it is refused from the next request on. False when there is none. */
+export async function revokeAdminKey(db: Executor, orgId: string, id: string): Promise<boolean> {
+  const rows = await db
+    .update(apiKeys)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(apiKeys.id, id), eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id });
+  return rows.length > 0;
 }

@@ -10,16 +10,40 @@ import { generate } from "selfsigned";
 import { migrateDatabase } from "../src/db/migrate.ts";
 
 const PG = process.env.TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
-const TEMPLATE = "es_test_template";
+// Every run names its databases after its own pid, so runs side by side never drop each other's.
+const RUN = `es_t_${process.pid}`;
+const TEMPLATE = `${RUN}_template`;
 const caDir = resolve(".test-ca");
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function dropRunDatabases(): Promise<void> {
+  const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
+  try {
+    const mine = await admin`select datname from pg_database where datname like ${`${RUN}_%`}`;
+    for (const { datname } of mine) await admin.unsafe(`drop database if exists "${datname}" with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
 
 async function prepareTemplate(): Promise<void> {
   const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
   try {
-    // Databases left by an interrupted run of an earlier session.
-    const stale = await admin`select datname from pg_database where datname like 'es_t_%'`;
-    for (const { datname } of stale) await admin.unsafe(`drop database if exists "${datname}" with (force)`);
-    await admin.unsafe(`drop database if exists ${TEMPLATE} with (force)`);
+    // Databases of runs that were interrupted: their process is gone.
+    const all = await admin`select datname from pg_database where datname like 'es_t_%'`;
+    for (const { datname } of all) {
+      const pid = Number(/^es_t_(\d+)_/.exec(datname)?.[1]);
+      if (Number.isInteger(pid) && !alive(pid))
+        await admin.unsafe(`drop database if exists "${datname}" with (force)`);
+    }
   } finally {
     await admin.end();
   }

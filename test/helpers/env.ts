@@ -7,6 +7,7 @@ import { generateSecretsKey } from "../../src/secrets/box.ts";
 
 const PG = process.env.TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
 const TEMPLATE = process.env.TEST_TEMPLATE_DB ?? "es_test_template";
+const DB_PREFIX = process.env.TEST_DB_PREFIX ?? "es_t_0";
 const CA_DIR = process.env.TEST_CA_DIR ?? ".test-ca";
 
 /** Certificates made by test/run.ts: a CA the product trusts and a server certificate for 127.0.0.1. */
@@ -24,7 +25,7 @@ export function caFile(): string {
 
 /** A database of this test's own, copied from the migrated template; `drop()` removes it. */
 export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `es_t_${randomBytes(6).toString("hex")}`;
+  const name = `${DB_PREFIX}_${randomBytes(6).toString("hex")}`;
   const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`create database ${name} template ${TEMPLATE}`);

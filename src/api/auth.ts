@@ -1,0 +1,65 @@
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import type { Executor } from "../db/client.ts";
+import { findActiveAdminKey, hashToken } from "../orgs.ts";
+import { ApiError } from "./errors.ts";
+
+/** Who an admin request acts for: every query it makes is scoped to `orgId`. */
+export interface AdminContext {
+  keyId: string;
+  orgId: string;
+  orgSlug: string;
+  /** SHA-256 hex of the token: the rate-limit key, never the token itself. */
+  tokenHash: string;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    admin: AdminContext | null;
+  }
+}
+
+/** Tokens are `esk_` + base64url today; anything longer than this is refused before hashing. */
+const MAX_TOKEN_LENGTH = 256;
+const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+
+export class UnauthorizedError extends ApiError {
+  override name = "UnauthorizedError";
+  constructor(msg: string) {
+    super(401, "ErrCodeUnauthorized", msg);
+  }
+}
+
+/**
+ * Resolves `Authorization: Bearer <admin API key>` to its organization. The key is looked up by the SHA-256
+ * of the token and its stored hash compared again in constant time; revoked keys are refused at once (no cache).
+ * Throws {@link UnauthorizedError}.
+ */
+export async function authenticate(db: Executor, authorization: string | undefined): Promise<AdminContext> {
+  if (authorization === undefined || authorization === "") {
+    throw new UnauthorizedError("headers.authorization: required (Bearer <admin API key>)");
+  }
+  const token = BEARER.exec(authorization)?.[1];
+  if (token === undefined || token.length > MAX_TOKEN_LENGTH) {
+    throw new UnauthorizedError("headers.authorization: must be Bearer <admin API key>");
+  }
+  const hash = hashToken(token);
+  const key = await findActiveAdminKey(db, hash);
+  if (!key || !timingSafeEqual(Buffer.from(key.tokenHash, "hex"), Buffer.from(hash, "hex"))) {
+    throw new UnauthorizedError("invalid or revoked admin API key");
+  }
+  return { keyId: key.keyId, orgId: key.orgId, orgSlug: key.orgSlug, tokenHash: key.tokenHash };
+}
+
+/** An `onRequest` hook that authenticates every route of the scope it is added to. */
+export function adminAuthHook(db: Executor) {
+  return async (request: FastifyRequest): Promise<void> => {
+    request.admin = await authenticate(db, request.headers.authorization);
+  };
+}
+
+/** The caller's organization; only inside routes behind {@link adminAuthHook}. */
+export function adminOf(request: FastifyRequest): AdminContext {
+  if (!request.admin) throw new UnauthorizedError("not authenticated");
+  return request.admin;
+}

@@ -1,0 +1,219 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import { type DeliverySummary, deliveryStatus, getDelivery, listDeliveries } from "../../delivery/history.ts";
+import { retryNow } from "../../delivery/outbox.ts";
+import { queueDeliveries } from "../../delivery/queue.ts";
+import { getWebhook } from "../../destinations/store.ts";
+import type { Runtime } from "../../runtime.ts";
+import { adminOf } from "../auth.ts";
+import { invalidField, notFound } from "../errors.ts";
+import {
+  adminSecurity,
+  EmptyBody,
+  errorResponses,
+  iso,
+  NoQuery,
+  Nullable,
+  noBodyIsEmpty,
+  PathId,
+  StringEnum,
+  Timestamp,
+} from "../schemas.ts";
+
+const STATUSES = ["pending", "held", "delivered", "failed"] as const;
+
+const HistoryQuery = Type.Object(
+  {
+    from: Type.Optional(Timestamp("Only deliveries created at or after this time (ISO 8601).")),
+    to: Type.Optional(Timestamp("Only deliveries created before this time (ISO 8601).")),
+    status: Type.Optional(StringEnum(STATUSES)),
+    page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, default: 1 })),
+    per_page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  },
+  { additionalProperties: false },
+);
+
+const Summary = Type.Object({
+  id: Type.String({ description: "`del_…`" }),
+  event: Type.String(),
+  status: StringEnum(STATUSES),
+  attempt_count: Type.Integer(),
+  http_status: Nullable(Type.Integer(), { description: "Status code of the last attempt." }),
+  created_at: Timestamp(),
+  delivered_at: Nullable(Timestamp()),
+  next_attempt_at: Nullable(Timestamp(), { description: "Set while the delivery is pending." }),
+  idempotency_key: Type.String(),
+});
+
+const Attempt = Type.Object({
+  attempt_number: Type.Integer(),
+  started_at: Timestamp(),
+  duration_ms: Type.Integer(),
+  http_status: Nullable(Type.Integer()),
+  error_kind: Nullable(
+    Type.String({
+      description: "timeout, dns, refused, reset, tls, blocked or network; null when a status arrived.",
+    }),
+  ),
+  error_message: Nullable(Type.String()),
+  response_excerpt: Nullable(
+    Type.String({ description: "First 2 KB of the response body, secrets masked." }),
+  ),
+});
+
+const Detail = Type.Object({
+  ...Summary.properties,
+  payload: Type.Unknown({ description: "The exact request body, parsed back to JSON." }),
+  attempts: Type.Array(Attempt),
+});
+
+const WebhookParams = Type.Object(
+  { id: PathId("Webhook destination id (`whe_…`)") },
+  { additionalProperties: false },
+);
+const DeliveryParams = Type.Object(
+  { id: PathId("Webhook destination id (`whe_…`)"), delivery_id: PathId("Delivery id (`del_…`)") },
+  { additionalProperties: false },
+);
+
+function presentSummary(d: DeliverySummary) {
+  return {
+    id: d.id,
+    event: d.eventType,
+    status: d.status,
+    attempt_count: d.attemptCount,
+    http_status: d.lastHttpStatus,
+    created_at: iso(d.createdAt),
+    delivered_at: iso(d.deliveredAt),
+    next_attempt_at: iso(d.nextAttemptAt),
+    idempotency_key: d.idempotencyKey,
+  };
+}
+
+function parsePayload(payload: string): unknown {
+  try {
+    return JSON.parse(payload);
+  } catch {
+    return payload;
+  }
+}
+
+/** Delivery history, detail and manual retry of one destination (seed 002). */
+export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
+  const db = rt.database.db;
+  const tags = ["deliveries"];
+  const security = adminSecurity;
+
+  const webhookOf = async (orgId: string, id: string) => {
+    const webhook = await getWebhook(db, orgId, id);
+    if (!webhook) throw notFound("webhook destination");
+    return webhook;
+  };
+
+  app.get(
+    "/integrations/webhooks/:id/deliveries",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "List a destination's deliveries",
+        description:
+          "Newest first. `from` is inclusive, `to` exclusive, both on the delivery's creation time.",
+        params: WebhookParams,
+        querystring: HistoryQuery,
+        response: {
+          200: Type.Object({
+            data: Type.Array(Summary),
+            page: Type.Integer(),
+            per_page: Type.Integer(),
+            total: Type.Integer({ description: "Deliveries matching the filters, over all pages." }),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { orgId } = adminOf(request);
+      const q = request.query;
+      const from = q.from === undefined ? undefined : new Date(q.from);
+      const to = q.to === undefined ? undefined : new Date(q.to);
+      if (from && to && to <= from) throw invalidField("query.to", "must be later than query.from");
+      const page = q.page ?? 1;
+      const perPage = q.per_page ?? 20;
+      const webhook = await webhookOf(orgId, request.params.id);
+      const { rows, total } = await listDeliveries(
+        db,
+        orgId,
+        webhook.id,
+        { from, to, status: q.status },
+        page,
+        perPage,
+      );
+      return { data: rows.map(presentSummary), page, per_page: perPage, total };
+    },
+  );
+
+  app.get(
+    "/integrations/webhooks/:id/deliveries/:delivery_id",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Get a delivery with its payload and attempts",
+        params: DeliveryParams,
+        querystring: NoQuery,
+        response: { 200: Detail, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { orgId } = adminOf(request);
+      const webhook = await webhookOf(orgId, request.params.id);
+      const d = await getDelivery(db, orgId, webhook.id, request.params.delivery_id);
+      if (!d) throw notFound("delivery");
+      return {
+        ...presentSummary(d),
+        payload: parsePayload(d.payload),
+        attempts: d.attempts.map((a) => ({
+          attempt_number: a.attemptNumber,
+          started_at: iso(a.startedAt),
+          duration_ms: a.durationMs,
+          http_status: a.httpStatus,
+          error_kind: a.errorKind,
+          error_message: a.errorMessage,
+          response_excerpt: a.responseExcerpt,
+        })),
+      };
+    },
+  );
+
+  app.post(
+    "/integrations/webhooks/:id/deliveries/:delivery_id/retry",
+    {
+      preValidation: noBodyIsEmpty,
+      schema: {
+        tags,
+        security,
+        summary: "Retry a delivery now",
+        description:
+          "One more attempt at once, whatever the status (delivered ones too), with the same body and idempotency key. A delivery of a disabled destination stays `held` until it is enabled.",
+        params: DeliveryParams,
+        querystring: NoQuery,
+        body: EmptyBody,
+        response: {
+          202: Type.Object({ id: Type.String(), status: StringEnum(STATUSES) }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { orgId } = adminOf(request);
+      const webhook = await webhookOf(orgId, request.params.id);
+      const ref = await retryNow(db, webhook.id, request.params.delivery_id);
+      if (!ref) throw notFound("delivery");
+      const status = (await deliveryStatus(db, webhook.id, ref.id)) ?? "pending";
+      if (status === "pending") await queueDeliveries(rt.deliveryQueue, [ref]);
+      request.log.info({ webhook: webhook.id, delivery: ref.id, status }, "delivery retry requested");
+      return reply.code(202).send({ id: ref.id, status });
+    },
+  );
+};

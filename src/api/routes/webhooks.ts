@@ -1,0 +1,447 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import type { AuthType } from "../../db/schema.ts";
+import { enqueueDeliveries } from "../../delivery/enqueue.ts";
+import { deliveryIdByKey } from "../../delivery/history.ts";
+import { type QueuedRef, releaseHeld } from "../../delivery/outbox.ts";
+import { queueDeliveries } from "../../delivery/queue.ts";
+import { RESERVED_HEADERS } from "../../delivery/request.ts";
+import { ALL_EVENTS, EVENT_TYPES } from "../../destinations/events.ts";
+import { rotateSigningSecret } from "../../destinations/signing.ts";
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  holdPendingDeliveries,
+  listWebhooks,
+  updateWebhook,
+  type WebhookChanges,
+  type WebhookView,
+} from "../../destinations/store.ts";
+import { testDelivery } from "../../destinations/test-events.ts";
+import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
+import type { Runtime } from "../../runtime.ts";
+import { adminOf } from "../auth.ts";
+import { invalidField, missingField, notFound } from "../errors.ts";
+import {
+  adminSecurity,
+  EmptyBody,
+  errorResponses,
+  iso,
+  NoQuery,
+  Nullable,
+  noBodyIsEmpty,
+  PathId,
+  StringEnum,
+  Timestamp,
+} from "../schemas.ts";
+
+/** Longest credential accepted; real tokens are far shorter, and every attempt sends it as a header. */
+export const MAX_CREDENTIAL_LENGTH = 4096;
+
+const AUTH_TYPES = ["none", "bearer", "api_key", "custom_header"] as const;
+
+/** RFC 9110 token: what a header name may be made of. */
+const HEADER_TOKEN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+const AuthInput = Type.Object(
+  {
+    type: StringEnum(AUTH_TYPES, {
+      description:
+        "`bearer` sends `Authorization: Bearer <credential>`, `api_key` sends `X-API-Key: <credential>`, `custom_header` sends `<header_name>: <credential>`.",
+    }),
+    credential: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_CREDENTIAL_LENGTH,
+        // What Node accepts in a header value: no CR, LF or other control character.
+        pattern: "^[\\t\\x20-\\x7e\\x80-\\xff]+$",
+        "x-message": "must not contain CR, LF or other control characters",
+        description:
+          "Write-only. Required for `bearer`, `api_key` and `custom_header`; on PATCH, leave it out to keep the stored one (same `type` only).",
+      }),
+    ),
+    header_name: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        pattern: HEADER_TOKEN,
+        "x-message": "must be a valid HTTP header name",
+        description: "Required for `custom_header`; not one of the headers the product sets itself.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Url = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  description:
+    "Where deliveries are POSTed. `https://` only (unless ALLOW_HTTP_DESTINATIONS); no private addresses.",
+});
+
+const Events = Type.Array(StringEnum([...EVENT_TYPES, ALL_EVENTS]), {
+  minItems: 1,
+  maxItems: 50,
+  uniqueItems: true,
+  description: 'Event types to receive; `["*"]` means every current and future type.',
+});
+
+const Description = Nullable(Type.String({ maxLength: 500 }));
+
+const CreateBody = Type.Object(
+  {
+    url: Url,
+    events: Events,
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+    description: Type.Optional(Description),
+    auth: Type.Optional(AuthInput),
+  },
+  { additionalProperties: false },
+);
+
+const PatchBody = Type.Object(
+  {
+    url: Type.Optional(Url),
+    events: Type.Optional(Events),
+    enabled: Type.Optional(
+      Type.Boolean({
+        description:
+          "`false` holds the destination's pending deliveries at once; `true` releases every held one.",
+      }),
+    ),
+    description: Type.Optional(Description),
+    auth: Type.Optional(AuthInput),
+  },
+  {
+    additionalProperties: false,
+    description: "Every field is optional; the ones given replace the stored ones.",
+  },
+);
+
+export const Webhook = Type.Object({
+  id: Type.String({ description: "`whe_…`" }),
+  url: Type.String(),
+  events: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  description: Nullable(Type.String()),
+  auth: Type.Object({
+    type: StringEnum(AUTH_TYPES),
+    header_name: Nullable(Type.String()),
+    credential_set: Type.Boolean({
+      description: "Whether a credential is stored; the value is never shown.",
+    }),
+  }),
+  disabled_reason: Nullable(Type.String({ description: "Why endpoint health disabled it; null otherwise." })),
+  created_at: Timestamp(),
+  updated_at: Timestamp(),
+});
+
+const Secret = Type.String({ description: "Signing secret (`whs_…`). Shown only on create and rotate." });
+const CreatedWebhook = Type.Object({ ...Webhook.properties, secret: Secret });
+
+const IdParams = Type.Object(
+  { id: PathId("Webhook destination id (`whe_…`)") },
+  { additionalProperties: false },
+);
+
+const TestBody = Type.Object(
+  {
+    event: StringEnum(EVENT_TYPES, {
+      description:
+        "The event type to send a sample of. Allowed even when the destination does not subscribe to it: a test is an explicit admin action.",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** A destination as the API shows it: the credential only as `credential_set`. */
+export function presentWebhook(w: WebhookView) {
+  return {
+    id: w.id,
+    url: w.url,
+    events: w.events,
+    enabled: w.enabled,
+    description: w.description,
+    auth: { type: w.authType, header_name: w.authHeaderName, credential_set: w.credentialSet },
+    disabled_reason: w.disabledReason,
+    created_at: iso(w.createdAt),
+    updated_at: iso(w.updatedAt),
+  };
+}
+
+type AuthBody = { type: AuthType; credential?: string; header_name?: string };
+
+/**
+ * Checks an `auth` object against the rules its type implies and returns what to store. `current` is the stored
+ * destination on PATCH: a credential or header name left out is kept when the type stays the same.
+ */
+export function resolveAuth(auth: AuthBody, current?: WebhookView): NonNullable<WebhookChanges["auth"]> {
+  const path = "body.auth";
+  const sameType = current?.authType === auth.type;
+  if (auth.type !== "custom_header" && auth.header_name !== undefined) {
+    throw invalidField(`${path}.header_name`, "only allowed when auth.type is custom_header");
+  }
+  if (auth.type === "none") {
+    if (auth.credential !== undefined) {
+      throw invalidField(`${path}.credential`, "not allowed when auth.type is none");
+    }
+    return { type: "none", headerName: null, credential: null };
+  }
+  if (auth.credential === undefined && !(sameType && current?.credentialSet)) {
+    throw missingField(`${path}.credential`, `required when auth.type is ${auth.type}`);
+  }
+  if (auth.credential !== undefined && auth.credential.trim() !== auth.credential) {
+    // HTTP drops leading and trailing whitespace of a header value, so the receiver would see another value.
+    throw invalidField(`${path}.credential`, "must not start or end with a space or tab");
+  }
+  let headerName: string | null = null;
+  if (auth.type === "custom_header") {
+    headerName = auth.header_name ?? (sameType ? current?.authHeaderName : null) ?? null;
+    if (headerName === null) {
+      throw missingField(`${path}.header_name`, "required when auth.type is custom_header");
+    }
+    if (RESERVED_HEADERS.has(headerName.toLowerCase())) {
+      throw invalidField(
+        `${path}.header_name`,
+        `${headerName} is set by Escalation Shield itself and cannot be used`,
+      );
+    }
+  }
+  return { type: auth.type, headerName, credential: auth.credential };
+}
+
+/** `["*"]` stands alone: mixed with named types it would read as a narrower subscription than it is. */
+function checkEvents(events: string[] | undefined): void {
+  if (events && events.length > 1 && events.includes(ALL_EVENTS)) {
+    throw invalidField("body.events", '"*" must be the only entry when present');
+  }
+}
+
+/** `/api/integrations/webhooks`: webhook destinations (seed 002), their secrets and test events. */
+export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
+  const db = rt.database.db;
+  const policy = compilePolicy({ allowlist: rt.config.destinationAllowlist, dnsServers: [] });
+  const maxAttempts = rt.config.retrySchedule.length + 1;
+
+  const checkUrl = (url: string | undefined) => {
+    if (url === undefined) return;
+    const problem = destinationUrlProblem(url, { allowHttp: rt.config.allowHttpDestinations, policy });
+    if (problem) throw invalidField("body.url", problem);
+  };
+
+  const tags = ["webhooks"];
+  const security = adminSecurity;
+
+  app.get(
+    "/integrations/webhooks",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "List webhook destinations",
+        querystring: NoQuery,
+        response: { 200: Type.Object({ data: Type.Array(Webhook) }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const rows = await listWebhooks(db, adminOf(request).orgId);
+      return { data: rows.map(presentWebhook) };
+    },
+  );
+
+  app.post(
+    "/integrations/webhooks",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Create a webhook destination",
+        description: "Returns the signing secret once, in `secret`. Credentials are write-only.",
+        querystring: NoQuery,
+        body: CreateBody,
+        response: { 201: CreatedWebhook, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { orgId } = adminOf(request);
+      const body = request.body;
+      checkUrl(body.url);
+      checkEvents(body.events);
+      const auth = body.auth ? resolveAuth(body.auth) : undefined;
+      const created = await createWebhook(db, rt.box, orgId, {
+        url: body.url,
+        events: body.events,
+        enabled: body.enabled ?? true,
+        description: body.description ?? null,
+        auth: auth && { type: auth.type, headerName: auth.headerName, credential: auth.credential ?? null },
+      });
+      const view = await getWebhook(db, orgId, created.id);
+      if (!view) throw notFound("webhook destination");
+      request.log.info({ webhook: created.id }, "webhook destination created");
+      return reply.code(201).send({ ...presentWebhook(view), secret: created.secret });
+    },
+  );
+
+  app.get(
+    "/integrations/webhooks/:id",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Get a webhook destination",
+        params: IdParams,
+        querystring: NoQuery,
+        response: { 200: Webhook, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const view = await getWebhook(db, adminOf(request).orgId, request.params.id);
+      if (!view) throw notFound("webhook destination");
+      return presentWebhook(view);
+    },
+  );
+
+  app.patch(
+    "/integrations/webhooks/:id",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Update a webhook destination",
+        description:
+          "A new URL or credential is used from the next attempt on. `enabled: false` holds pending deliveries (an attempt already in flight finishes); `enabled: true` releases held ones at once.",
+        params: IdParams,
+        querystring: NoQuery,
+        body: PatchBody,
+        response: { 200: Webhook, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      const body = request.body;
+      checkUrl(body.url);
+      checkEvents(body.events);
+      const { view, released } = await db.transaction(async (tx) => {
+        const current = await getWebhook(tx, orgId, id, { forUpdate: true });
+        if (!current) throw notFound("webhook destination");
+        const changes: WebhookChanges = {
+          url: body.url,
+          events: body.events,
+          enabled: body.enabled,
+          description: body.description,
+          auth: body.auth ? resolveAuth(body.auth, current) : undefined,
+        };
+        const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
+        if (!updated) throw notFound("webhook destination");
+        let refs: QueuedRef[] = [];
+        if (body.enabled === false) await holdPendingDeliveries(tx, id);
+        if (body.enabled === true) refs = await releaseHeld(tx, id);
+        return { view: updated, released: refs };
+      });
+      // After commit: a job must never run before the row it points at is visible. Should Redis fail here,
+      // the sweeper queues the released rows later.
+      await queueDeliveries(rt.deliveryQueue, released);
+      request.log.info(
+        { webhook: id, fields: Object.keys(body), released: released.length },
+        "webhook destination updated",
+      );
+      return presentWebhook(view);
+    },
+  );
+
+  app.delete(
+    "/integrations/webhooks/:id",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Delete a webhook destination",
+        description:
+          "Deletes the destination and its delivery history at once; nothing more is sent to it, retries included.",
+        params: IdParams,
+        querystring: NoQuery,
+        response: { 204: Type.Null({ description: "Deleted" }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      if (!(await deleteWebhook(db, adminOf(request).orgId, request.params.id))) {
+        throw notFound("webhook destination");
+      }
+      request.log.info({ webhook: request.params.id }, "webhook destination deleted");
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    "/integrations/webhooks/:id/rotate-secret",
+    {
+      preValidation: noBodyIsEmpty,
+      schema: {
+        tags,
+        security,
+        summary: "Rotate the signing secret",
+        description: "Returns a new secret; the old one stops signing at once, from the next attempt on.",
+        params: IdParams,
+        querystring: NoQuery,
+        body: EmptyBody,
+        response: { 200: Type.Object({ secret: Secret }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const rotated = await rotateSigningSecret(db, rt.box, adminOf(request).orgId, request.params.id);
+      if (rotated === undefined) throw notFound("webhook destination");
+      request.log.info({ webhook: request.params.id }, "signing secret rotated");
+      return { secret: rotated.secret };
+    },
+  );
+
+  app.post(
+    "/integrations/webhooks/:id/test",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Send a test event",
+        description:
+          'Sends a sample payload with `"test": true` through the normal pipeline, so it shows in the delivery history. `escalation.alert` sends a sample alert body with fresh `aut_`/`rec_` ids; other events send their envelope with `test: true` in `data`. Allowed even when the destination does not subscribe to the event type. A disabled destination gets the delivery `held`.',
+        params: IdParams,
+        querystring: NoQuery,
+        body: TestBody,
+        response: {
+          202: Type.Object({
+            delivery_id: Type.String({ description: "`del_…`" }),
+            status: StringEnum(["pending", "held"]),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const admin = adminOf(request);
+      const webhook = await getWebhook(db, admin.orgId, request.params.id);
+      if (!webhook) throw notFound("webhook destination");
+      const item = testDelivery(request.body.event, {
+        orgId: admin.orgId,
+        orgSlug: admin.orgSlug,
+        webhookId: webhook.id,
+        webhookUrl: webhook.url,
+        publicUrl: rt.config.publicUrl,
+      });
+      const result = await enqueueDeliveries(db, rt.deliveryQueue, [item], maxAttempts);
+      const deliveryId =
+        result.pending[0]?.id ?? (await deliveryIdByKey(db, webhook.id, item.idempotencyKey));
+      // No row: the destination was deleted between the lookup and the insert.
+      if (deliveryId === undefined) throw notFound("webhook destination");
+      request.log.info(
+        { webhook: webhook.id, delivery: deliveryId, event: item.eventType },
+        "test event queued",
+      );
+      return reply
+        .code(202)
+        .send({ delivery_id: deliveryId, status: result.pending.length > 0 ? "pending" : "held" });
+    },
+  );
+};

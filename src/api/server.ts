@@ -1,0 +1,189 @@
+import type { AddressInfo } from "node:net";
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Ajv, type Options as AjvOptions } from "ajv";
+import addFormatsModule from "ajv-formats";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import type { Runtime } from "../runtime.ts";
+import { adminAuthHook } from "./auth.ts";
+import {
+  ApiError,
+  clientErrorHandler,
+  errorHandler,
+  frameworkErrorHandler,
+  newReferenceId,
+  notFoundHandler,
+} from "./errors.ts";
+import { automationRoutes } from "./routes/automations.ts";
+import { deliveryRoutes } from "./routes/deliveries.ts";
+import { feedbackRoutes } from "./routes/feedback.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { ingestionRoutes } from "./routes/ingestion.ts";
+import { keyRoutes } from "./routes/keys.ts";
+import { recordRoutes } from "./routes/records.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
+
+/** Largest request body of the admin API, in bytes (1 MiB); larger ones get 413 `ErrCodePayloadTooLarge`. */
+export const ADMIN_BODY_LIMIT = 1024 * 1024;
+
+// ajv-formats is CommonJS with `exports.default`; under NodeNext its default import is the module object.
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ??
+  addFormatsModule) as unknown as AddFormats;
+
+/**
+ * Two validators. Bodies are JSON and are checked as sent: a string "true" is not a boolean. Query strings and
+ * path parameters are text by nature, so they are coerced (`?page=2` is the integer 2). Neither removes
+ * unknown fields: schemas say `additionalProperties: false` and an unknown field is refused.
+ */
+function validatorCompilers() {
+  const common: AjvOptions = {
+    allErrors: false,
+    removeAdditional: false,
+    useDefaults: true,
+    // Validation errors carry their schema, so the answer can use its `x-message`.
+    verbose: true,
+    // `x-message` and OpenAPI annotations are not validation keywords.
+    strict: false,
+  };
+  const body = new Ajv({ ...common, coerceTypes: false });
+  const text = new Ajv({ ...common, coerceTypes: true });
+  addFormats(body);
+  addFormats(text);
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === "body" ? body : text).compile(schema);
+}
+
+/**
+ * @fastify/swagger marks every request body required; bodies that may be left out (see schemas.ts EmptyBody)
+ * say so in the document.
+ */
+function markOptionalBodies<T extends { paths?: object }>(doc: T): T {
+  for (const operations of Object.values(doc.paths ?? {}) as Record<string, unknown>[]) {
+    for (const op of Object.values(operations) as {
+      requestBody?: { required?: boolean; content?: object };
+    }[]) {
+      const body = op?.requestBody;
+      const schema = (body?.content as Record<string, { schema?: Record<string, unknown> }> | undefined)?.[
+        "application/json"
+      ]?.schema;
+      if (body && schema?.["x-optional-body"] === true) body.required = false;
+    }
+  }
+  return doc;
+}
+
+/**
+ * Builds the HTTP API (not listening): the admin REST API under `/api`, its OpenAPI document at `/docs/json`
+ * (and a UI at `/docs`), and `/healthz` / `/readyz`. Every error answers `{msg, code, referenceID}`.
+ */
+export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: rt.log,
+    bodyLimit: ADMIN_BODY_LIMIT,
+    genReqId: () => newReferenceId(),
+    // The request id is the error body's referenceID: every log line of the request carries it.
+    logController: new LogController({ requestIdLogLabel: "referenceID" }),
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
+    // Long ids are refused as 414 before routing; ours are at most 64 characters.
+    routerOptions: { maxParamLength: 100 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompilers());
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  app.decorateRequest("admin", null);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Escalation Shield admin API",
+        version: "1",
+        description:
+          "Manage webhook destinations, automations, delivery history and admin API keys. Every `/api` call carries `Authorization: Bearer <admin API key>` and sees only its own organization. Errors are `{msg, code, referenceID}`.",
+      },
+      servers: [{ url: rt.config.publicUrl }],
+      components: {
+        securitySchemes: {
+          adminApiKey: { type: "http", scheme: "bearer", description: "An admin API key (`esk_…`)." },
+          ingestionKey: {
+            type: "apiKey",
+            in: "header",
+            name: "api-key",
+            description: "A feedback integration's key (`esf_…`).",
+          },
+        },
+      },
+      tags: [
+        { name: "webhooks", description: "Webhook destinations (outbound alerts)" },
+        { name: "deliveries", description: "Delivery history and manual retries" },
+        { name: "automations", description: "What fires alerts, and where they go" },
+        { name: "keys", description: "Admin API keys" },
+        { name: "feedback", description: "Feedback integrations and their ingestion keys" },
+        { name: "records", description: "Stored feedback records and why automations fired" },
+        { name: "ingestion", description: "The feedback ingestion webhook and its payload validator" },
+        { name: "health", description: "Liveness and readiness" },
+      ],
+    },
+    transformObject: (documents) =>
+      markOptionalBodies("openapiObject" in documents ? documents.openapiObject : {}),
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  await app.register(healthRoutes, { rt });
+  await app.register(ingestionRoutes, { rt });
+
+  await app.register(
+    async (api) => {
+      // JSON only: Fastify's built-in text/plain parser would hand handlers a string.
+      api.removeContentTypeParser("text/plain");
+      // Authentication first, so the rate limit can count per key rather than per address.
+      api.addHook("onRequest", adminAuthHook(rt.database.db));
+      await api.register(rateLimit, {
+        // After onRequest (auth), before the body is read: an over-limit caller costs no parsing.
+        hook: "preParsing",
+        max: rt.config.adminRateLimitPerMinute,
+        timeWindow: 60_000,
+        redis: rt.redis,
+        nameSpace: `${rt.config.queuePrefix}:ratelimit:admin:`,
+        keyGenerator: (request) => request.admin?.tokenHash ?? request.ip,
+        // A Redis outage answers 503 (see errors.ts) rather than lifting the limit.
+        skipOnError: false,
+        errorResponseBuilder: (_request, context) =>
+          new ApiError(
+            context.statusCode,
+            "ErrCodeRateLimited",
+            `rate limit of ${context.max} requests per minute per API key exceeded; retry in ${context.after}`,
+          ),
+      });
+      await api.register(keyRoutes, { rt });
+      await api.register(webhookRoutes, { rt });
+      await api.register(deliveryRoutes, { rt });
+      await api.register(automationRoutes, { rt });
+      await api.register(feedbackRoutes, { rt });
+      await api.register(recordRoutes, { rt });
+    },
+    { prefix: "/api" },
+  );
+
+  await app.ready();
+  return app as unknown as FastifyInstance;
+}
+
+/** Builds the server and listens on config.host/config.port (0 picks a free port); `url` is where it listens. */
+export async function startServer(rt: Runtime): Promise<{ close(): Promise<void>; url: string }> {
+  const app = await buildServer(rt);
+  await app.listen({ host: rt.config.host, port: rt.config.port });
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  rt.log.info({ url }, "HTTP API listening");
+  return {
+    url,
+    close: () => app.close(),
+  };
+}

@@ -1,0 +1,144 @@
+import { and, asc, count, desc, eq, gte, lt } from "drizzle-orm";
+import type { Executor } from "../db/client.ts";
+import { type DeliveryStatus, deliveries, deliveryAttempts } from "../db/schema.ts";
+
+/** One line of a destination's delivery history. */
+export interface DeliverySummary {
+  id: string;
+  eventType: string;
+  status: DeliveryStatus;
+  attemptCount: number;
+  /** The status code of the last attempt; null before the first or when it got no answer. */
+  lastHttpStatus: number | null;
+  idempotencyKey: string;
+  createdAt: Date;
+  deliveredAt: Date | null;
+  nextAttemptAt: Date | null;
+}
+
+export interface DeliveryAttemptView {
+  attemptNumber: number;
+  startedAt: Date;
+  durationMs: number;
+  httpStatus: number | null;
+  errorKind: string | null;
+  errorMessage: string | null;
+  responseExcerpt: string | null;
+}
+
+export interface DeliveryDetail extends DeliverySummary {
+  /** The exact request body every attempt sends. */
+  payload: string;
+  attempts: DeliveryAttemptView[];
+}
+
+export interface HistoryFilter {
+  /** Inclusive lower bound on `created_at`. */
+  from?: Date;
+  /** Exclusive upper bound on `created_at`. */
+  to?: Date;
+  status?: DeliveryStatus;
+}
+
+const summaryColumns = {
+  id: deliveries.id,
+  eventType: deliveries.eventType,
+  status: deliveries.status,
+  attemptCount: deliveries.attemptCount,
+  lastHttpStatus: deliveries.lastHttpStatus,
+  idempotencyKey: deliveries.idempotencyKey,
+  createdAt: deliveries.createdAt,
+  deliveredAt: deliveries.deliveredAt,
+  nextAttemptAt: deliveries.nextAttemptAt,
+};
+
+/** The next attempt time only means something while a delivery waits for one. */
+function summary<T extends { status: DeliveryStatus; nextAttemptAt: Date | null }>(row: T): T {
+  return { ...row, nextAttemptAt: row.status === "pending" ? row.nextAttemptAt : null };
+}
+
+/**
+ * A page of one destination's deliveries, newest first, and how many match in all. `page` starts at 1;
+ * `perPage` is the page size. Scoped to the organization as well as the destination.
+ */
+export async function listDeliveries(
+  db: Executor,
+  orgId: string,
+  webhookId: string,
+  filter: HistoryFilter,
+  page: number,
+  perPage: number,
+): Promise<{ rows: DeliverySummary[]; total: number }> {
+  const where = and(
+    eq(deliveries.orgId, orgId),
+    eq(deliveries.webhookId, webhookId),
+    filter.from ? gte(deliveries.createdAt, filter.from) : undefined,
+    filter.to ? lt(deliveries.createdAt, filter.to) : undefined,
+    filter.status ? eq(deliveries.status, filter.status) : undefined,
+  );
+  const [rows, [counted]] = await Promise.all([
+    db
+      .select(summaryColumns)
+      .from(deliveries)
+      .where(where)
+      .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
+      .limit(perPage)
+      .offset((page - 1) * perPage),
+    db.select({ total: count() }).from(deliveries).where(where),
+  ]);
+  return { rows: rows.map(summary), total: counted?.total ?? 0 };
+}
+
+/** One delivery of the destination with its payload and every attempt in order, or `undefined`. */
+export async function getDelivery(
+  db: Executor,
+  orgId: string,
+  webhookId: string,
+  id: string,
+): Promise<DeliveryDetail | undefined> {
+  const [row] = await db
+    .select({ ...summaryColumns, payload: deliveries.payload })
+    .from(deliveries)
+    .where(and(eq(deliveries.id, id), eq(deliveries.orgId, orgId), eq(deliveries.webhookId, webhookId)));
+  if (!row) return undefined;
+  const attempts = await db
+    .select({
+      attemptNumber: deliveryAttempts.attemptNumber,
+      startedAt: deliveryAttempts.startedAt,
+      durationMs: deliveryAttempts.durationMs,
+      httpStatus: deliveryAttempts.httpStatus,
+      errorKind: deliveryAttempts.errorKind,
+      errorMessage: deliveryAttempts.errorMessage,
+      responseExcerpt: deliveryAttempts.responseExcerpt,
+    })
+    .from(deliveryAttempts)
+    .where(eq(deliveryAttempts.deliveryId, id))
+    .orderBy(asc(deliveryAttempts.attemptNumber), asc(deliveryAttempts.id));
+  return { ...summary(row), attempts };
+}
+
+/** A delivery's current status, scoped to its destination; `undefined` when there is none. */
+export async function deliveryStatus(
+  db: Executor,
+  webhookId: string,
+  id: string,
+): Promise<DeliveryStatus | undefined> {
+  const [row] = await db
+    .select({ status: deliveries.status })
+    .from(deliveries)
+    .where(and(eq(deliveries.id, id), eq(deliveries.webhookId, webhookId)));
+  return row?.status;
+}
+
+/** The id of a destination's delivery with this idempotency key, or `undefined`. */
+export async function deliveryIdByKey(
+  db: Executor,
+  webhookId: string,
+  idempotencyKey: string,
+): Promise<string | undefined> {
+  const [row] = await db
+    .select({ id: deliveries.id })
+    .from(deliveries)
+    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.idempotencyKey, idempotencyKey)));
+  return row?.id;
+}

@@ -1,0 +1,29 @@
+import { ALERT_EVENT } from "../delivery/payloads.ts";
+
+/**
+ * Every event type a destination can subscribe to. Adding one here makes it valid in the admin API and
+ * reaches every destination subscribed with `["*"]`.
+ */
+export const EVENT_TYPES = [
+  ALERT_EVENT,
+  "test.webhook",
+  "destination.failing",
+  "destination.disabled",
+  "destination.recovered",
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** The subscription that means "all current and future event types"; it stands alone in a list. */
+export const ALL_EVENTS = "*";
+
+const KNOWN: ReadonlySet<string> = new Set(EVENT_TYPES);
+
+export function isKnownEvent(type: string): type is EventType {
+  return KNOWN.has(type);
+}
+
+/** Whether a destination with these subscriptions receives `type`. */
+export function subscribesTo(events: readonly string[], type: string): boolean {
+  return events.includes(ALL_EVENTS) || events.includes(type);
+}
