@@ -34,6 +34,14 @@ export interface Config {
   ingestRateLimitPerMinute: number;
   /** Payload-validator requests per minute per client address. Default 60. */
   validateRateLimitPerMinute: number;
+  /** Attempts in flight per destination across all workers, unless the destination sets its own. Default 16. */
+  destinationMaxInFlight: number;
+  /** Failures in a row that open a destination's circuit breaker. Default 5. */
+  breakerFailureThreshold: number;
+  /** A breaker's first cool-down, in ms; it doubles after each failed probe, up to 5 minutes. Default 30 000. */
+  breakerCooldownMs: number;
+  /** How long a destination may keep failing before it is disabled, in ms. Default 5 days. */
+  disableAfterMs: number;
 }
 
 /** Svix's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27.6 hours in all. */
@@ -141,6 +149,10 @@ export function loadConfig(env: Env = process.env): Config {
     adminRateLimitPerMinute: int(env, "ADMIN_RATE_LIMIT_PER_MINUTE", 600, 1, 1_000_000),
     ingestRateLimitPerMinute: int(env, "INGEST_RATE_LIMIT_PER_MINUTE", 2000, 1, 1_000_000),
     validateRateLimitPerMinute: int(env, "VALIDATE_RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000),
+    destinationMaxInFlight: int(env, "DESTINATION_MAX_IN_FLIGHT", 16, 1, 10_000),
+    breakerFailureThreshold: int(env, "BREAKER_FAILURE_THRESHOLD", 5, 1, 10_000),
+    breakerCooldownMs: int(env, "BREAKER_COOLDOWN_MS", 30_000, 100, 3_600_000),
+    disableAfterMs: int(env, "DESTINATION_DISABLE_AFTER_S", 5 * 86400, 1, 365 * 86400) * 1000,
   });
 }
 

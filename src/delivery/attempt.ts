@@ -6,6 +6,7 @@ import type { Logger } from "../log.ts";
 import { ATTEMPT_TIMEOUT_MS, type OutboundClient } from "../outbound/http.ts";
 import type { SecretBox } from "../secrets/box.ts";
 import { sealContext } from "../secrets/contexts.ts";
+import type { SigningKeys } from "../signing/headers.ts";
 import { type AttemptRecord, claimDelivery, recordAttempt, whyUnclaimable } from "./outbox.ts";
 import { deliveryHeaders, maskSecrets } from "./request.ts";
 import { parseRetryAfter, retryDelayMs } from "./schedule.ts";
@@ -43,19 +44,19 @@ export async function runDeliveryJob(
     throw new DelayedError();
   }
 
-  const credential = claimed.credentialSealed
-    ? deps.box.open(claimed.credentialSealed, sealContext.credential(claimed.webhookId))
-    : null;
-  const signingSecret = deps.box.open(
-    claimed.signingSecretSealed,
-    sealContext.signingSecret(claimed.webhookId),
-  );
+  const wh = claimed.webhookId;
+  const open = (sealed: string | null, context: string) => (sealed ? deps.box.open(sealed, context) : null);
+  const credential = open(claimed.credentialSealed, sealContext.credential(wh));
+  const signing: SigningKeys = {
+    scheme: claimed.signatureScheme,
+    secret: deps.box.open(claimed.signingSecretSealed, sealContext.signingSecret(wh)),
+    previousSecret: open(claimed.previousSigningSecretSealed, sealContext.previousSigningSecret(wh)),
+    ed25519SecretKey: open(claimed.ed25519SecretKeySealed, sealContext.ed25519SecretKey(wh)),
+  };
+  // Nothing secret may come back through the history: an echoing receiver repeats what it was sent.
+  const secrets = [credential, signing.secret, signing.previousSecret, signing.ed25519SecretKey];
   const startedAt = new Date();
-  const headers = deliveryHeaders(
-    { ...claimed, id: claimed.id },
-    { credential, signingSecret },
-    Math.floor(startedAt.getTime() / 1000),
-  );
+  const headers = deliveryHeaders(claimed, { credential, signing }, Math.floor(startedAt.getTime() / 1000));
 
   const attemptNumber = claimed.attemptCount + 1;
   const attempt: AttemptRecord = {
@@ -81,16 +82,13 @@ export async function runDeliveryJob(
     });
     attempt.durationMs = res.durationMs;
     attempt.httpStatus = res.status;
-    attempt.responseExcerpt = maskSecrets(res.bodyExcerpt, [credential, signingSecret]).slice(
-      0,
-      EXCERPT_BYTES,
-    );
+    attempt.responseExcerpt = maskSecrets(res.bodyExcerpt, secrets).slice(0, EXCERPT_BYTES);
     if (res.status === 429 || res.status === 503) retryAfterS = parseRetryAfter(res.headers["retry-after"]);
   } catch (err) {
     if (!(err instanceof OutboundError)) throw err;
     attempt.durationMs = Date.now() - startedAt.getTime();
     attempt.errorKind = err.kind;
-    attempt.errorMessage = maskSecrets(err.message, [credential, signingSecret]).slice(0, 500);
+    attempt.errorMessage = maskSecrets(err.message, secrets).slice(0, 500);
   }
 
   const ok = attempt.httpStatus !== null && attempt.httpStatus >= 200 && attempt.httpStatus < 300;

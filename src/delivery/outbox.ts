@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type AuthType, deliveries, deliveryAttempts, webhooks } from "../db/schema.ts";
+import { type AuthType, deliveries, deliveryAttempts, type SignatureScheme, webhooks } from "../db/schema.ts";
 import { newId } from "../ids.ts";
 
 /** What a caller asks to deliver; the body is frozen as given. */
@@ -84,6 +84,10 @@ export interface ClaimedDelivery {
   authHeaderName: string | null;
   credentialSealed: string | null;
   signingSecretSealed: string;
+  signatureScheme: SignatureScheme;
+  /** The rotated-out secret, only while its grace period lasts (judged by the database clock). */
+  previousSigningSecretSealed: string | null;
+  ed25519SecretKeySealed: string | null;
 }
 
 /**
@@ -104,7 +108,10 @@ export async function claimDelivery(
       and d.next_attempt_at <= now() + interval '1 second'
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
-      d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed`);
+      d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed,
+      w.signature_scheme, w.ed25519_secret_key_sealed,
+      case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
+        as previous_signing_secret_sealed`);
   const r = rows[0];
   if (!r) return undefined;
   return {
@@ -121,6 +128,9 @@ export async function claimDelivery(
     authHeaderName: r.auth_header_name as string | null,
     credentialSealed: r.credential_sealed as string | null,
     signingSecretSealed: r.signing_secret_sealed as string,
+    signatureScheme: r.signature_scheme as SignatureScheme,
+    previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
+    ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
   };
 }
 

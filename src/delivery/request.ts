@@ -1,10 +1,13 @@
 import type { AuthType } from "../db/schema.ts";
-import { standardSignature } from "../signing/standard.ts";
+import { type SigningKeys, signatureHeaders } from "../signing/headers.ts";
 
 export const USER_AGENT = "SupportEscalationAutomation/1.0";
 
-/** Header names the product sets itself; a custom auth header may not take one of them. */
-export const RESERVED_HEADERS = new Set([
+/**
+ * Header names a custom auth header may not take: every header the product sets itself (whatever the
+ * signature scheme), and the hop-by-hop ones the HTTP client manages or refuses.
+ */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   "content-type",
   "content-length",
   "user-agent",
@@ -17,7 +20,14 @@ export const RESERVED_HEADERS = new Set([
   "webhook-signature",
   "webhook-event",
   "connection",
+  "keep-alive",
   "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "expect",
+  "proxy-authorization",
+  "proxy-connection",
 ]);
 
 export interface DeliveryTarget {
@@ -32,10 +42,13 @@ export interface DeliveryTarget {
 
 export interface DeliverySecrets {
   credential: string | null;
-  signingSecret: string;
+  signing: SigningKeys;
 }
 
-/** The headers of one attempt. `timestamp` (Unix seconds) is the attempt's own. */
+/**
+ * The headers of one attempt. `timestamp` (Unix seconds) is the attempt's own, so a retry is signed anew
+ * while `webhook-id` (the delivery id) and the body stay the same.
+ */
 export function deliveryHeaders(
   target: DeliveryTarget,
   secrets: DeliverySecrets,
@@ -45,17 +58,18 @@ export function deliveryHeaders(
     "content-type": "application/json",
     "user-agent": USER_AGENT,
     "idempotency-key": target.idempotencyKey,
-    "webhook-id": target.id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": standardSignature(secrets.signingSecret, target.id, timestamp, target.payload),
+    ...signatureHeaders(secrets.signing, target.id, timestamp, target.payload),
     "webhook-event": target.eventType,
   };
   const c = secrets.credential;
   if (c !== null) {
     if (target.authType === "bearer") headers.authorization = `Bearer ${c}`;
     else if (target.authType === "api_key") headers["x-api-key"] = c;
-    else if (target.authType === "custom_header" && target.authHeaderName)
-      headers[target.authHeaderName.toLowerCase()] = c;
+    else if (target.authType === "custom_header" && target.authHeaderName) {
+      const name = target.authHeaderName.toLowerCase();
+      // The API refuses reserved names; a row written around it must still not replace a signature.
+      if (!RESERVED_HEADERS.has(name)) headers[name] = c;
+    }
   }
   return headers;
 }

@@ -1,15 +1,16 @@
 import { Agent, buildConnector, request } from "undici";
 import { OutboundError, type OutboundErrorKind } from "../errors.ts";
-import { type AddressPolicy, compilePolicy, resolveChecked } from "./guard.ts";
+import { type AddressPolicy, compilePolicy, outboundUrl, resolveChecked } from "./guard.ts";
 
 /**
  * The one way the product talks to URLs that customers type. Its rules:
  * - every request ends after `timeoutMs` (default 5 000) counted from the start: DNS, connect, TLS,
  *   headers and the whole body together;
+ * - only absolute http(s) URLs without credentials are requested; anything else fails as `blocked`;
  * - redirects are never followed: a 3xx is returned as the status it is;
  * - the host is resolved with c-ares and every address checked against the {@link AddressPolicy};
  *   the socket then connects to the checked address inside undici's connect step, so no second
- *   lookup can be rebound to another address;
+ *   lookup can be rebound to another address; a refused address fails as `blocked` before any connect;
  * - TLS trusts Node's store plus `NODE_EXTRA_CA_CERTS` (undici's default context), never a fixed list;
  * - only the first `maxBodyBytes` (default 2 048) of the response body are kept; the rest is read and
  *   dropped so keep-alive connections can be reused.
@@ -21,6 +22,11 @@ export interface OutboundRequest {
   body?: string;
   timeoutMs?: number;
   maxBodyBytes?: number;
+  /**
+   * Return as soon as the status and headers are in, without reading the body (a large file is not
+   * downloaded to learn its type); the connection is closed rather than reused. Default false.
+   */
+  headersOnly?: boolean;
 }
 
 export interface OutboundResponse {
@@ -55,6 +61,7 @@ export function createOutboundClient(
     headersTimeout: ATTEMPT_TIMEOUT_MS,
     bodyTimeout: ATTEMPT_TIMEOUT_MS,
     connect(opts, callback) {
+      // `host` keeps the name, so TLS still checks the certificate against it (SNI and identity).
       resolveChecked(compiled, opts.hostname).then(
         (address) => tcpTls({ ...opts, hostname: address, host: opts.host ?? opts.hostname }, callback),
         (err: unknown) => callback(err as Error, null),
@@ -68,13 +75,26 @@ export function createOutboundClient(
       const signal = AbortSignal.timeout(req.timeoutMs ?? ATTEMPT_TIMEOUT_MS);
       const limit = req.maxBodyBytes ?? 2048;
       try {
-        const res = await request(req.url, {
+        const url = outboundUrl(req.url);
+        const res = await request(url, {
           method: req.method,
           headers: req.headers,
           body: req.body,
           signal,
           dispatcher: agent,
         });
+        if (req.headersOnly) {
+          // Not dump(): its `limit: 0` reads as "default" (128 KiB) and waits on a slow body. The listener
+          // keeps the abort that destroy() raises on the stream from going unhandled.
+          res.body.on("error", () => {});
+          res.body.destroy();
+          return {
+            status: res.statusCode,
+            headers: res.headers,
+            bodyExcerpt: "",
+            durationMs: Math.round(performance.now() - started),
+          };
+        }
         const kept: Buffer[] = [];
         let keptBytes = 0;
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
