@@ -3,6 +3,7 @@ import { Type } from "typebox";
 import { type DeliverySummary, deliveryStatus, getDelivery, listDeliveries } from "../../delivery/history.ts";
 import { retryNow } from "../../delivery/outbox.ts";
 import { queueDeliveries } from "../../delivery/queue.ts";
+import { recoverFailed } from "../../destinations/health.ts";
 import { getWebhook } from "../../destinations/store.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
@@ -214,6 +215,52 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       if (status === "pending") await queueDeliveries(rt.deliveryQueue, [ref]);
       request.log.info({ webhook: webhook.id, delivery: ref.id, status }, "delivery retry requested");
       return reply.code(202).send({ id: ref.id, status });
+    },
+  );
+
+  app.post(
+    "/integrations/webhooks/:id/recover",
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Queue again the failed deliveries of a time window",
+        description:
+          "Every delivery of this destination that ended `failed` and was created in [since, until] is queued again at once with a fresh retry schedule, same body and idempotency key. For after an outage of the receiver.",
+        params: WebhookParams,
+        querystring: NoQuery,
+        body: Type.Object(
+          {
+            since: Type.String({ format: "date-time", description: "Start of the window (inclusive)." }),
+            until: Type.Optional(
+              Type.String({
+                format: "date-time",
+                description: "End of the window (inclusive); default now.",
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 202: Type.Object({ queued: Type.Integer() }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { orgId } = adminOf(request);
+      const webhook = await webhookOf(orgId, request.params.id);
+      const since = new Date(request.body.since);
+      const until = request.body.until ? new Date(request.body.until) : new Date();
+      if (until < since) throw invalidField("body.until", "must not be before body.since");
+      const refs = await recoverFailed(
+        db,
+        orgId,
+        webhook.id,
+        since,
+        until,
+        rt.config.retrySchedule.length + 1,
+      );
+      await queueDeliveries(rt.deliveryQueue, refs);
+      request.log.info({ webhook: webhook.id, queued: refs.length }, "failed deliveries recovered");
+      return reply.code(202).send({ queued: refs.length });
     },
   );
 };
