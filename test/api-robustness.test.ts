@@ -26,6 +26,8 @@ const OPERATIONS = [
   "patch /api/integrations/webhooks/{id}",
   "delete /api/integrations/webhooks/{id}",
   "post /api/integrations/webhooks/{id}/rotate-secret",
+  "post /api/integrations/webhooks/{id}/signing-key",
+  "delete /api/integrations/webhooks/{id}/signing-key",
   "post /api/integrations/webhooks/{id}/test",
   "get /api/integrations/webhooks/{id}/deliveries",
   "get /api/integrations/webhooks/{id}/deliveries/{delivery_id}",
@@ -35,6 +37,7 @@ const OPERATIONS = [
   "get /api/automations/{id}",
   "patch /api/automations/{id}",
   "delete /api/automations/{id}",
+  "get /webhooks/{id}/public-key",
 ];
 
 /** Sends raw bytes and reads the whole answer (the server closes the connection after a parse error). */
@@ -289,7 +292,8 @@ describe("admin API: errors, documents, health and limits", () => {
       }),
       [`PATCH /api/automations/${aut.id}`]: () => ({ trigger: { min_escalation_level: "high" } }),
       "POST /api/keys": () => ({ name: "k" }),
-      [`POST ${WH}/${wh.id}/rotate-secret`]: () => ({}),
+      [`POST ${WH}/${wh.id}/rotate-secret`]: () => ({ grace_period_seconds: 30 }),
+      [`POST ${WH}/${wh.id}/signing-key`]: () => ({}),
       [`POST ${WH}/${wh.id}/deliveries/${sent.delivery_id}/retry`]: () => ({}),
     };
     const gets = [

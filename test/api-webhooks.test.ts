@@ -43,6 +43,9 @@ describe("admin API: webhook destinations and keys", () => {
         description: "on-call router",
         auth: { type: "bearer", header_name: null, credential_set: true },
         disabled_reason: null,
+        signature_scheme: "standard",
+        ed25519_public_key: null,
+        previous_secret_expires_at: null,
       },
     );
     assert.ok(!Number.isNaN(Date.parse(wh.created_at)));
@@ -93,7 +96,8 @@ describe("admin API: webhook destinations and keys", () => {
 
     const rotated = await s.api.post(`${WH}/${wh.id}/rotate-secret`);
     assert.equal(rotated.status, 200, rotated.text);
-    assert.deepEqual(Object.keys(rotated.json), ["secret"]);
+    assert.deepEqual(Object.keys(rotated.json), ["secret", "previous_secret_expires_at"]);
+    assert.equal(rotated.json.previous_secret_expires_at, null);
     assert.match(rotated.json.secret, /^whs_/);
     assert.notEqual(rotated.json.secret, wh.secret);
     const rotatedEmpty = await s.api.post(`${WH}/${wh.id}/rotate-secret`, {});

@@ -23,6 +23,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { ingestionRoutes } from "./routes/ingestion.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { recordRoutes } from "./routes/records.ts";
+import { publicKeyRoutes, signingKeyRoutes } from "./routes/signing.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
 /** Largest request body of the admin API, in bytes (1 MiB); larger ones get 413 `ErrCodePayloadTooLarge`. */
@@ -77,7 +78,8 @@ function markOptionalBodies<T extends { paths?: object }>(doc: T): T {
 
 /**
  * Builds the HTTP API (not listening): the admin REST API under `/api`, its OpenAPI document at `/docs/json`
- * (and a UI at `/docs`), and `/healthz` / `/readyz`. Every error answers `{msg, code, referenceID}`.
+ * (and a UI at `/docs`), `/healthz` / `/readyz`, and the public key URLs `/webhooks/:id/public-key`.
+ * Every error answers `{msg, code, referenceID}`.
  */
 export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   const app = Fastify({
@@ -127,6 +129,10 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
         { name: "records", description: "Stored feedback records and why automations fired" },
         { name: "ingestion", description: "The feedback ingestion webhook and its payload validator" },
         { name: "health", description: "Liveness and readiness" },
+        {
+          name: "signing",
+          description: "Public keys receivers verify Ed25519 signatures with (no key needed)",
+        },
       ],
     },
     transformObject: (documents) =>
@@ -136,6 +142,8 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { rt });
   await app.register(ingestionRoutes, { rt });
+  // Outside `/api`: receivers fetch public keys without an admin key.
+  await app.register(publicKeyRoutes, { rt });
 
   await app.register(
     async (api) => {
@@ -162,6 +170,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
       });
       await api.register(keyRoutes, { rt });
       await api.register(webhookRoutes, { rt });
+      await api.register(signingKeyRoutes, { rt });
       await api.register(deliveryRoutes, { rt });
       await api.register(automationRoutes, { rt });
       await api.register(feedbackRoutes, { rt });

@@ -1,13 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { eq, sql } from "drizzle-orm";
 import { Type } from "typebox";
-import type { AuthType } from "../../db/schema.ts";
+import type { Executor } from "../../db/client.ts";
+import { type AuthType, webhooks } from "../../db/schema.ts";
 import { enqueueDeliveries } from "../../delivery/enqueue.ts";
 import { deliveryIdByKey } from "../../delivery/history.ts";
 import { type QueuedRef, releaseHeld } from "../../delivery/outbox.ts";
 import { queueDeliveries } from "../../delivery/queue.ts";
 import { RESERVED_HEADERS } from "../../delivery/request.ts";
 import { ALL_EVENTS, EVENT_TYPES } from "../../destinations/events.ts";
-import { rotateSigningSecret } from "../../destinations/signing.ts";
+import {
+  GracePeriodError,
+  getSigningSettings,
+  MAX_GRACE_SECONDS,
+  rotateSigningSecret,
+  type SigningSettings,
+  setSignatureScheme,
+} from "../../destinations/signing.ts";
 import {
   createWebhook,
   deleteWebhook,
@@ -25,7 +34,6 @@ import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
 import {
   adminSecurity,
-  EmptyBody,
   errorResponses,
   iso,
   NoQuery,
@@ -90,6 +98,13 @@ const Events = Type.Array(StringEnum([...EVENT_TYPES, ALL_EVENTS]), {
 
 const Description = Nullable(Type.String({ maxLength: 500 }));
 
+const SIGNATURE_SCHEMES = ["standard", "timestamped-hex"] as const;
+
+const SignatureSchemeInput = StringEnum(SIGNATURE_SCHEMES, {
+  description:
+    "`standard` (default): Standard Webhooks headers `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64>` over `<id>.<timestamp>.<body>`. `timestamped-hex`: `webhook-signature: t=<timestamp>,v1=<hex>` over `<timestamp>.<body>` (seed 004's verification function). Both use HMAC-SHA256 keyed with the UTF-8 bytes of the whole `whs_…` secret. Takes effect from the next attempt on.",
+});
+
 const CreateBody = Type.Object(
   {
     url: Url,
@@ -97,6 +112,7 @@ const CreateBody = Type.Object(
     enabled: Type.Optional(Type.Boolean({ default: true })),
     description: Type.Optional(Description),
     auth: Type.Optional(AuthInput),
+    signature_scheme: Type.Optional(SignatureSchemeInput),
   },
   { additionalProperties: false },
 );
@@ -113,6 +129,7 @@ const PatchBody = Type.Object(
     ),
     description: Type.Optional(Description),
     auth: Type.Optional(AuthInput),
+    signature_scheme: Type.Optional(SignatureSchemeInput),
   },
   {
     additionalProperties: false,
@@ -134,11 +151,45 @@ export const Webhook = Type.Object({
     }),
   }),
   disabled_reason: Nullable(Type.String({ description: "Why endpoint health disabled it; null otherwise." })),
+  signature_scheme: StringEnum(SIGNATURE_SCHEMES),
+  ed25519_public_key: Nullable(Type.String(), {
+    description:
+      "Base64 of the raw 32-byte Ed25519 public key when Ed25519 signing is on (`v1a,` signatures, standard scheme only); null when off.",
+  }),
+  previous_secret_expires_at: Nullable(Timestamp(), {
+    description:
+      "While a rotation's grace period runs, when the previous secret stops signing; null otherwise.",
+  }),
   created_at: Timestamp(),
   updated_at: Timestamp(),
 });
 
 const Secret = Type.String({ description: "Signing secret (`whs_…`). Shown only on create and rotate." });
+
+const RotateBody = Type.Object(
+  {
+    grace_period_seconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_GRACE_SECONDS,
+        description: `How long the old secret keeps signing next to the new one, in whole seconds (0 to ${MAX_GRACE_SECONDS}, 7 days). Default 0: the old secret is invalid at once (seed 002).`,
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: "No body, `{}`, or `{grace_period_seconds}`.",
+    "x-optional-body": true,
+  },
+);
+
+const Rotated = Type.Object({
+  secret: Secret,
+  previous_secret_expires_at: Nullable(Timestamp(), {
+    description:
+      "Until when the old secret still signs (standard scheme: a second `v1,` signature); null when it stopped at once.",
+  }),
+});
 const CreatedWebhook = Type.Object({ ...Webhook.properties, secret: Secret });
 
 const IdParams = Type.Object(
@@ -156,8 +207,27 @@ const TestBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** A destination as the API shows it: the credential only as `credential_set`. */
-export function presentWebhook(w: WebhookView) {
+/**
+ * The signing settings of all of an organization's destinations in one query, for the list (one
+ * {@link getSigningSettings} per row would be a query per destination). Mirrors getSigningSettings: an
+ * expired grace period shows as null, judged by the database clock like the delivery worker judges it.
+ */
+async function signingSettingsOfOrg(db: Executor, orgId: string): Promise<Map<string, SigningSettings>> {
+  const rows = await db
+    .select({
+      id: webhooks.id,
+      signature_scheme: webhooks.signatureScheme,
+      ed25519_public_key: webhooks.ed25519PublicKey,
+      previous_secret_expires_at: sql<Date | null>`case when ${webhooks.previousSecretExpiresAt} > now()
+        then ${webhooks.previousSecretExpiresAt} end`.mapWith(webhooks.previousSecretExpiresAt),
+    })
+    .from(webhooks)
+    .where(eq(webhooks.orgId, orgId));
+  return new Map(rows.map(({ id, ...settings }) => [id, settings]));
+}
+
+/** A destination as the API shows it: the credential only as `credential_set`, no secret. */
+export function presentWebhook(w: WebhookView, signing: SigningSettings) {
   return {
     id: w.id,
     url: w.url,
@@ -166,6 +236,9 @@ export function presentWebhook(w: WebhookView) {
     description: w.description,
     auth: { type: w.authType, header_name: w.authHeaderName, credential_set: w.credentialSet },
     disabled_reason: w.disabledReason,
+    signature_scheme: signing.signature_scheme,
+    ed25519_public_key: signing.ed25519_public_key,
+    previous_secret_expires_at: iso(signing.previous_secret_expires_at),
     created_at: iso(w.createdAt),
     updated_at: iso(w.updatedAt),
   };
@@ -212,6 +285,12 @@ export function resolveAuth(auth: AuthBody, current?: WebhookView): NonNullable<
   return { type: auth.type, headerName, credential: auth.credential };
 }
 
+/** One destination of the organization with its signing settings, or `undefined`. */
+async function loadWebhook(db: Executor, orgId: string, id: string) {
+  const [view, signing] = await Promise.all([getWebhook(db, orgId, id), getSigningSettings(db, orgId, id)]);
+  return view && signing ? presentWebhook(view, signing) : undefined;
+}
+
 /** `["*"]` stands alone: mixed with named types it would read as a narrower subscription than it is. */
 function checkEvents(events: string[] | undefined): void {
   if (events && events.length > 1 && events.includes(ALL_EVENTS)) {
@@ -246,8 +325,15 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       },
     },
     async (request) => {
-      const rows = await listWebhooks(db, adminOf(request).orgId);
-      return { data: rows.map(presentWebhook) };
+      const { orgId } = adminOf(request);
+      const [rows, signing] = await Promise.all([listWebhooks(db, orgId), signingSettingsOfOrg(db, orgId)]);
+      // A destination deleted between the two reads has no settings: it is gone, so it is left out.
+      return {
+        data: rows.flatMap((w) => {
+          const settings = signing.get(w.id);
+          return settings ? [presentWebhook(w, settings)] : [];
+        }),
+      };
     },
   );
 
@@ -276,11 +362,15 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         enabled: body.enabled ?? true,
         description: body.description ?? null,
         auth: auth && { type: auth.type, headerName: auth.headerName, credential: auth.credential ?? null },
+        signatureScheme: body.signature_scheme ?? "standard",
       });
-      const view = await getWebhook(db, orgId, created.id);
+      const view = await loadWebhook(db, orgId, created.id);
       if (!view) throw notFound("webhook destination");
-      request.log.info({ webhook: created.id }, "webhook destination created");
-      return reply.code(201).send({ ...presentWebhook(view), secret: created.secret });
+      request.log.info(
+        { webhook: created.id, signatureScheme: view.signature_scheme },
+        "webhook destination created",
+      );
+      return reply.code(201).send({ ...view, secret: created.secret });
     },
   );
 
@@ -297,9 +387,9 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       },
     },
     async (request) => {
-      const view = await getWebhook(db, adminOf(request).orgId, request.params.id);
+      const view = await loadWebhook(db, adminOf(request).orgId, request.params.id);
       if (!view) throw notFound("webhook destination");
-      return presentWebhook(view);
+      return view;
     },
   );
 
@@ -327,6 +417,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       const { view, released } = await db.transaction(async (tx) => {
         const current = await getWebhook(tx, orgId, id, { forUpdate: true });
         if (!current) throw notFound("webhook destination");
+        // Before updateWebhook, whose returned updated_at is then the row's last one.
+        if (body.signature_scheme !== undefined) {
+          await setSignatureScheme(tx, orgId, id, body.signature_scheme);
+        }
         const changes: WebhookChanges = {
           url: body.url,
           events: body.events,
@@ -335,11 +429,12 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
           auth: body.auth ? resolveAuth(body.auth, current) : undefined,
         };
         const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
-        if (!updated) throw notFound("webhook destination");
+        const signing = await getSigningSettings(tx, orgId, id);
+        if (!updated || !signing) throw notFound("webhook destination");
         let refs: QueuedRef[] = [];
         if (body.enabled === false) await holdPendingDeliveries(tx, id);
         if (body.enabled === true) refs = await releaseHeld(tx, id);
-        return { view: updated, released: refs };
+        return { view: presentWebhook(updated, signing), released: refs };
       });
       // After commit: a job must never run before the row it points at is visible. Should Redis fail here,
       // the sweeper queues the released rows later.
@@ -348,7 +443,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         { webhook: id, fields: Object.keys(body), released: released.length },
         "webhook destination updated",
       );
-      return presentWebhook(view);
+      return view;
     },
   );
 
@@ -383,18 +478,35 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         tags,
         security,
         summary: "Rotate the signing secret",
-        description: "Returns a new secret; the old one stops signing at once, from the next attempt on.",
+        description:
+          "Returns a new secret. Without `grace_period_seconds` (or with 0) the old one stops signing at once, from the next attempt on. With a grace period, every attempt until it ends carries two signatures in the standard scheme (`v1,<new> v1,<old>`), so receivers can switch over; `timestamped-hex` has room for one signature and uses the new secret only. Rotating again during a grace period drops the older secret at once: only one previous secret is kept.",
         params: IdParams,
         querystring: NoQuery,
-        body: EmptyBody,
-        response: { 200: Type.Object({ secret: Secret }), ...errorResponses },
+        body: RotateBody,
+        response: { 200: Rotated, ...errorResponses },
       },
     },
     async (request) => {
-      const rotated = await rotateSigningSecret(db, rt.box, adminOf(request).orgId, request.params.id);
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      const grace = request.body.grace_period_seconds ?? 0;
+      // One transaction: the row lock taken by the rotation makes the expiry read back this rotation's.
+      const rotated = await db
+        .transaction(async (tx) => {
+          const done = await rotateSigningSecret(tx, rt.box, orgId, id, grace);
+          const signing = done && (await getSigningSettings(tx, orgId, id));
+          return done && signing
+            ? { secret: done.secret, expiresAt: signing.previous_secret_expires_at }
+            : undefined;
+        })
+        .catch((err: unknown) => {
+          // The schema already bounds the value; this keeps the answer a 400 should the two ever disagree.
+          if (err instanceof GracePeriodError) throw invalidField("body.grace_period_seconds", err.message);
+          throw err;
+        });
       if (rotated === undefined) throw notFound("webhook destination");
-      request.log.info({ webhook: request.params.id }, "signing secret rotated");
-      return { secret: rotated.secret };
+      request.log.info({ webhook: id, graceSeconds: grace }, "signing secret rotated");
+      return { secret: rotated.secret, previous_secret_expires_at: iso(rotated.expiresAt) };
     },
   );
 
