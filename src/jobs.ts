@@ -14,6 +14,8 @@ export interface DeliveryJob {
   d: string;
   /** Delivery generation; a job whose generation is behind the row's does nothing. */
   g: number;
+  /** Destination id (`whe_…`), so the in-flight cap is checked before any database work. */
+  w: string;
 }
 
 /** Evaluate one stored record against the organization's automations. Job id `<recordId>.<version>`. */

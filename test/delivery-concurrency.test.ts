@@ -16,7 +16,9 @@ describe("one worker process keeps hundreds of deliveries in flight", () => {
   let maxOpen = 0;
   const baseline = handleBaseline();
   before(async () => {
-    stack = await startStack({ env: { DELIVERY_CONCURRENCY: "300" } });
+    // The per-destination cap (default 16) is what isolates destinations; here it is raised to show the
+    // process itself holds hundreds of attempts.
+    stack = await startStack({ env: { DELIVERY_CONCURRENCY: "300", DESTINATION_MAX_IN_FLIGHT: "60" } });
     // Five slow destinations: the outbound client caps sockets per origin (64), not per process.
     for (let i = 0; i < 5; i++) {
       slow.push(
@@ -27,7 +29,7 @@ describe("one worker process keeps hundreds of deliveries in flight", () => {
             setTimeout(() => {
               open--;
               res.writeHead(200).end();
-            }, 3000);
+            }, 2000);
           },
         }),
       );

@@ -39,7 +39,11 @@ describe("per-destination cap and circuit breaker, shared through Redis", () => 
     assert.equal((await two.acquire("whe_cap", "d2", null, t)).admitted, true);
     assert.equal((await one.acquire("whe_cap", "d3", null, t)).admitted, true);
     const refused = await two.acquire("whe_cap", "d4", null, t);
-    assert.deepEqual(refused, { admitted: false, retryAt: t + 15_000, reason: "cap" });
+    // Full only just now: the refused job comes back after the shortest wait.
+    assert.deepEqual(refused, { admitted: false, retryAt: t + 100, reason: "cap" });
+    // Full for 4 s: waiting jobs sleep longer, so a hung destination's backlog does not spin.
+    const later = await two.acquire("whe_cap", "d4", null, t + 4000);
+    assert.deepEqual(later, { admitted: false, retryAt: t + 4000 + 2000, reason: "cap" });
     // Another destination is not affected.
     assert.equal((await two.acquire("whe_other", "d5", null, t)).admitted, true);
     await one.release("whe_cap", "d2", true, t + 10);

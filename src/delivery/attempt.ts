@@ -1,55 +1,133 @@
 import { DelayedError, type Job } from "bullmq";
 import type { Db } from "../db/client.ts";
+import { applyOutcome, healthEventDeliveries, mayChangeHealth } from "../destinations/health.ts";
 import { OutboundError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import { ATTEMPT_TIMEOUT_MS, type OutboundClient } from "../outbound/http.ts";
-import type { SecretBox } from "../secrets/box.ts";
+import type { OpenedSecrets } from "../secrets/cache.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import type { SigningKeys } from "../signing/headers.ts";
-import { type AttemptRecord, claimDelivery, recordAttempt, whyUnclaimable } from "./outbox.ts";
+import type { DestinationGuard } from "./isolation.ts";
+import {
+  type AttemptRecord,
+  type ClaimedDelivery,
+  claimDelivery,
+  insertDeliveries,
+  whyUnclaimable,
+} from "./outbox.ts";
+import { type DeliveryQueue, queueDeliveries } from "./queue.ts";
 import { deliveryHeaders, maskSecrets } from "./request.ts";
 import { parseRetryAfter, retryDelayMs } from "./schedule.ts";
+import type { AttemptOutcome, AttemptWriter } from "./writer.ts";
 
 /** How far a claim pushes the next attempt time: well past one attempt, so only a dead worker's claim lapses. */
 export const CLAIM_LEASE_MS = 30_000;
 /** Bytes of response body stored with an attempt. */
 export const EXCERPT_BYTES = 2048;
+/**
+ * BullMQ priority of retries. Jobs without a priority are always taken before prioritized ones, so first
+ * attempts never wait behind a wall of retries that came due together.
+ */
+export const RETRY_PRIORITY = 10;
 
 export interface AttemptDeps {
   db: Db;
-  box: SecretBox;
+  secrets: OpenedSecrets;
   http: OutboundClient;
   log: Logger;
+  guard: DestinationGuard;
+  writer: AttemptWriter;
+  deliveryQueue: DeliveryQueue;
   /** Seconds between attempts; see Config.retrySchedule. */
   retrySchedule: readonly number[];
+  /** How long a destination may keep failing before it is disabled, in ms. */
+  disableAfterMs: number;
+}
+
+/** What one attempt ended with, as the history stores it. */
+interface Sent {
+  attempt: AttemptRecord;
+  retryAfterS: number | undefined;
+}
+
+/** Remembered per destination from its last claim, so the cap is known before the next claim. */
+const knownCaps = new Map<string, number | null>();
+
+/** A little randomness so jobs held back together do not all come back in the same millisecond. */
+function jittered(at: number, spreadMs: number): number {
+  return Math.round(at + Math.random() * spreadMs);
 }
 
 /**
  * Runs one attempt of the delivery a job points at. Returns when the delivery is finished (delivered,
  * failed for good, superseded, deleted or held); when it must be tried again later, moves the job to
  * BullMQ's delayed set and throws DelayedError, which BullMQ expects for that move.
+ *
+ * Order matters for throughput: the destination's in-flight cap and circuit breaker are checked first, in
+ * Redis, so work for a saturated or broken destination waits without a database round trip and without
+ * holding a worker slot; such waiting spends none of the delivery's attempts.
  */
 export async function runDeliveryJob(
   deps: AttemptDeps,
   job: Job<DeliveryJob>,
   token: string | undefined,
 ): Promise<string> {
-  const { d: id, g: generation } = job.data;
-  const claimed = await claimDelivery(deps.db, id, generation, CLAIM_LEASE_MS);
-  if (!claimed) {
-    const why = await whyUnclaimable(deps.db, id, generation);
-    if (why.kind !== "wait") return why.kind;
-    await job.moveToDelayed(why.until.getTime(), token);
+  const { d: id, g: generation, w: webhookId } = job.data;
+  const admission = await deps.guard.acquire(webhookId, id, knownCaps.get(webhookId));
+  if (!admission.admitted) {
+    await job.moveToDelayed(jittered(admission.retryAt, admission.reason === "open" ? 2000 : 100), token);
     throw new DelayedError();
   }
+  let healthy: boolean | undefined;
+  try {
+    const claimed = await claimDelivery(deps.db, id, generation, CLAIM_LEASE_MS);
+    if (!claimed) {
+      const why = await whyUnclaimable(deps.db, id, generation);
+      if (why.kind !== "wait") return why.kind;
+      await job.moveToDelayed(why.until.getTime(), token);
+      throw new DelayedError();
+    }
+    knownCaps.set(webhookId, claimed.maxInFlight);
+    const { attempt, retryAfterS } = await send(deps, claimed);
+    // A destination that answers, even with a 4xx, is up; 5xx, 429 and no answer at all count against it.
+    const status = attempt.httpStatus;
+    healthy = status !== null && status < 500 && status !== 429;
+    const ok = status !== null && status >= 200 && status < 300;
+    const outcome: AttemptOutcome = ok
+      ? { status: "delivered" }
+      : attempt.attemptNumber >= claimed.maxAttempts
+        ? { status: "failed" }
+        : {
+            status: "pending",
+            retryAt: new Date(
+              Date.now() + retryDelayMs(deps.retrySchedule, attempt.attemptNumber, retryAfterS),
+            ),
+          };
+    await deps.writer.write(attempt, generation, outcome);
+    await trackHealth(deps, claimed, ok, attempt);
+    if (outcome.status === "failed") {
+      deps.log.warn({ delivery: id, attempts: attempt.attemptNumber }, "delivery failed: attempts exhausted");
+    }
+    if (outcome.status !== "pending") return outcome.status;
+    await job.changePriority({ priority: RETRY_PRIORITY });
+    await job.moveToDelayed(outcome.retryAt.getTime(), token);
+    throw new DelayedError();
+  } finally {
+    if (healthy === undefined) await deps.guard.cancel(webhookId, id);
+    else await deps.guard.release(webhookId, id, healthy);
+  }
+}
 
+/** Opens the destination's secrets, signs and sends one attempt, and describes what happened. */
+async function send(deps: AttemptDeps, claimed: ClaimedDelivery): Promise<Sent> {
   const wh = claimed.webhookId;
-  const open = (sealed: string | null, context: string) => (sealed ? deps.box.open(sealed, context) : null);
+  const open = (sealed: string | null, context: string) =>
+    sealed ? deps.secrets.open(sealed, context) : null;
   const credential = open(claimed.credentialSealed, sealContext.credential(wh));
   const signing: SigningKeys = {
     scheme: claimed.signatureScheme,
-    secret: deps.box.open(claimed.signingSecretSealed, sealContext.signingSecret(wh)),
+    secret: deps.secrets.open(claimed.signingSecretSealed, sealContext.signingSecret(wh)),
     previousSecret: open(claimed.previousSigningSecretSealed, sealContext.previousSigningSecret(wh)),
     ed25519SecretKey: open(claimed.ed25519SecretKeySealed, sealContext.ed25519SecretKey(wh)),
   };
@@ -57,11 +135,9 @@ export async function runDeliveryJob(
   const secrets = [credential, signing.secret, signing.previousSecret, signing.ed25519SecretKey];
   const startedAt = new Date();
   const headers = deliveryHeaders(claimed, { credential, signing }, Math.floor(startedAt.getTime() / 1000));
-
-  const attemptNumber = claimed.attemptCount + 1;
   const attempt: AttemptRecord = {
-    deliveryId: id,
-    attemptNumber,
+    deliveryId: claimed.id,
+    attemptNumber: claimed.attemptCount + 1,
     startedAt,
     durationMs: 0,
     httpStatus: null,
@@ -90,30 +166,49 @@ export async function runDeliveryJob(
     attempt.errorKind = err.kind;
     attempt.errorMessage = maskSecrets(err.message, secrets).slice(0, 500);
   }
-
-  const ok = attempt.httpStatus !== null && attempt.httpStatus >= 200 && attempt.httpStatus < 300;
   deps.log.debug(
     {
-      delivery: id,
-      webhook: claimed.webhookId,
-      attempt: attemptNumber,
+      delivery: claimed.id,
+      webhook: wh,
+      attempt: attempt.attemptNumber,
       status: attempt.httpStatus,
       error: attempt.errorKind,
       ms: attempt.durationMs,
     },
     "delivery attempt",
   );
-  if (ok) {
-    await recordAttempt(deps.db, attempt, generation, { status: "delivered" });
-    return "delivered";
-  }
-  if (attemptNumber >= claimed.maxAttempts) {
-    await recordAttempt(deps.db, attempt, generation, { status: "failed" });
-    deps.log.warn({ delivery: id, attempts: attemptNumber }, "delivery failed: attempts exhausted");
-    return "failed";
-  }
-  const retryAt = new Date(Date.now() + retryDelayMs(deps.retrySchedule, attemptNumber, retryAfterS));
-  await recordAttempt(deps.db, attempt, generation, { status: "pending", retryAt });
-  await job.moveToDelayed(retryAt.getTime(), token);
-  throw new DelayedError();
+  return { attempt, retryAfterS };
+}
+
+/**
+ * Applies the attempt to the destination's health and, on a transition (failing, disabled, recovered),
+ * queues the operational event to every destination of the organization that subscribes to it.
+ */
+async function trackHealth(
+  deps: AttemptDeps,
+  claimed: ClaimedDelivery,
+  ok: boolean,
+  attempt: AttemptRecord,
+): Promise<void> {
+  const before = {
+    webhookId: claimed.webhookId,
+    orgId: claimed.orgId,
+    url: claimed.url,
+    failingSince: claimed.failingSince,
+  };
+  if (!mayChangeHealth(before, ok, deps.disableAfterMs)) return;
+  const lastError = attempt.errorKind
+    ? `${attempt.errorKind}: ${attempt.errorMessage ?? ""}`
+    : `HTTP ${attempt.httpStatus}`;
+  const pending = await deps.db.transaction(async (tx) => {
+    const change = await applyOutcome(tx, before, ok, ok ? null : lastError, deps.disableAfterMs);
+    if (!change) return [];
+    deps.log.warn(
+      { webhook: claimed.webhookId, event: change.event, reason: change.reason },
+      "destination health changed",
+    );
+    const items = await healthEventDeliveries(tx, before, change.event, change.reason);
+    return (await insertDeliveries(tx, items, deps.retrySchedule.length + 1)).pending;
+  });
+  await queueDeliveries(deps.deliveryQueue, pending);
 }

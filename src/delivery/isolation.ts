@@ -43,7 +43,7 @@ const ACQUIRE = `
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
-local b = redis.call('HMGET', KEYS[2], 'open_until', 'probe_until')
+local b = redis.call('HMGET', KEYS[2], 'open_until', 'probe_until', 'full_since')
 local openUntil = tonumber(b[1] or '0') or 0
 local probeUntil = tonumber(b[2] or '0') or 0
 if openUntil > now then return {0, openUntil, 'open'} end
@@ -54,9 +54,18 @@ if openUntil > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= cap then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(first[2]), 'cap'}
+  -- The longer a destination stays full, the longer its waiting jobs sleep (100 ms up to 5 s), so a hung
+  -- destination's backlog does not keep cycling through the workers.
+  local since = tonumber(redis.call('HGET', KEYS[2], 'full_since') or '0') or 0
+  if since == 0 then
+    since = now
+    redis.call('HSET', KEYS[2], 'full_since', now)
+    redis.call('PEXPIRE', KEYS[2], lease * 20)
+  end
+  local wait = math.min(5000, math.max(100, math.floor((now - since) / 2)))
+  return {0, now + wait, 'cap'}
 end
+if b[3] then redis.call('HDEL', KEYS[2], 'full_since') end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], lease * 2)
 if probe == 1 then
@@ -179,6 +188,12 @@ export class DestinationGuard {
       s.maxCooldownMs * 4,
     );
     return open === 1 ? "open" : "closed";
+  }
+
+  /** Gives a slot back without an outcome: the attempt never went out (the delivery was gone or not due). */
+  async cancel(webhookId: string, token: string): Promise<void> {
+    const [inflight] = this.keys(webhookId);
+    await this.redis.zrem(inflight, token);
   }
 
   /** The breaker's state now, for metrics and the API. */

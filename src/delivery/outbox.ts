@@ -15,9 +15,19 @@ export interface NewDelivery {
   recordId?: string;
 }
 
+/** The columns of a {@link QueuedRef}, for `returning` and `select`. */
+export const queuedRefColumns = {
+  id: deliveries.id,
+  webhookId: deliveries.webhookId,
+  generation: deliveries.generation,
+  nextAttemptAt: deliveries.nextAttemptAt,
+};
+
 /** A delivery row as the queue needs it. */
 export interface QueuedRef {
   id: string;
+  /** The destination, so a worker can check its in-flight cap before touching Postgres. */
+  webhookId: string;
   generation: number;
   nextAttemptAt: Date;
 }
@@ -62,11 +72,15 @@ export async function insertDeliveries(
     .onConflictDoNothing({ target: deliveries.idempotencyKey })
     .returning({
       id: deliveries.id,
+      webhookId: deliveries.webhookId,
       generation: deliveries.generation,
       nextAttemptAt: deliveries.nextAttemptAt,
       status: deliveries.status,
     });
-  return { pending: inserted.filter((r) => r.status === "pending"), created: inserted.length };
+  const pending = inserted
+    .filter((r) => r.status === "pending")
+    .map(({ id, webhookId, generation, nextAttemptAt }) => ({ id, webhookId, generation, nextAttemptAt }));
+  return { pending, created: inserted.length };
 }
 
 /** Everything one attempt needs, read in the same statement that claims the delivery. */
@@ -88,6 +102,10 @@ export interface ClaimedDelivery {
   /** The rotated-out secret, only while its grace period lasts (judged by the database clock). */
   previousSigningSecretSealed: string | null;
   ed25519SecretKeySealed: string | null;
+  /** The destination's own in-flight cap; null means the configured default. */
+  maxInFlight: number | null;
+  /** Start of the destination's current run of failures; null while healthy. */
+  failingSince: Date | null;
 }
 
 /**
@@ -109,7 +127,7 @@ export async function claimDelivery(
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
       d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed,
-      w.signature_scheme, w.ed25519_secret_key_sealed,
+      w.signature_scheme, w.ed25519_secret_key_sealed, w.max_in_flight, w.failing_since,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
   const r = rows[0];
@@ -131,6 +149,8 @@ export async function claimDelivery(
     signatureScheme: r.signature_scheme as SignatureScheme,
     previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
     ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
+    maxInFlight: r.max_in_flight as number | null,
+    failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
   };
 }
 
@@ -206,7 +226,7 @@ export async function listPending(
   dueBefore?: Date,
 ): Promise<QueuedRef[]> {
   return db
-    .select({ id: deliveries.id, generation: deliveries.generation, nextAttemptAt: deliveries.nextAttemptAt })
+    .select(queuedRefColumns)
     .from(deliveries)
     .where(
       and(
@@ -234,11 +254,7 @@ export async function releaseHeld(db: Executor, webhookId?: string): Promise<Que
         sql`${deliveries.webhookId} in (select id from webhooks where enabled)`,
       ),
     )
-    .returning({
-      id: deliveries.id,
-      generation: deliveries.generation,
-      nextAttemptAt: deliveries.nextAttemptAt,
-    });
+    .returning(queuedRefColumns);
 }
 
 /**
@@ -259,10 +275,6 @@ export async function retryNow(
       maxAttempts: sql`${deliveries.attemptCount} + 1`,
     })
     .where(and(eq(deliveries.id, deliveryId), eq(deliveries.webhookId, webhookId)))
-    .returning({
-      id: deliveries.id,
-      generation: deliveries.generation,
-      nextAttemptAt: deliveries.nextAttemptAt,
-    });
+    .returning(queuedRefColumns);
   return row;
 }

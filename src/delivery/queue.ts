@@ -42,7 +42,7 @@ export async function queueDeliveries(
   await queue.addBulk(
     refs.map((r) => ({
       name: DELIVERY_JOB_NAME,
-      data: { d: r.id, g: r.generation },
+      data: { d: r.id, g: r.generation, w: r.webhookId },
       opts: { jobId: deliveryJobId(r.id, r.generation), delay: Math.max(0, r.nextAttemptAt.getTime() - now) },
     })),
   );
@@ -54,7 +54,7 @@ export function deliveryOutbox(db: Db, queue: DeliveryQueue): OutboxSource {
     id: r.id,
     jobId: deliveryJobId(r.id, r.generation),
     name: DELIVERY_JOB_NAME,
-    data: { d: r.id, g: r.generation } satisfies DeliveryJob,
+    data: { d: r.id, g: r.generation, w: r.webhookId } satisfies DeliveryJob,
     runAt: r.nextAttemptAt,
   });
   return {

@@ -1,7 +1,7 @@
 import { and, eq, gte, isNull, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { deliveries, webhooks } from "../db/schema.ts";
-import type { NewDelivery, QueuedRef } from "../delivery/outbox.ts";
+import { type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
 import { subscribesTo } from "./events.ts";
 
@@ -13,6 +13,20 @@ export interface HealthBefore {
   orgId: string;
   url: string;
   failingSince: Date | null;
+}
+
+/**
+ * Whether an outcome can change a destination's health at all. Most attempts cannot (a success of a
+ * healthy destination, a failure of one already failing but not yet for long), and those skip the database.
+ */
+export function mayChangeHealth(
+  before: HealthBefore,
+  ok: boolean,
+  disableAfterMs: number,
+  now = Date.now(),
+): boolean {
+  if (ok) return before.failingSince !== null;
+  return before.failingSince === null || now - before.failingSince.getTime() >= disableAfterMs;
 }
 
 /**
@@ -72,8 +86,9 @@ export async function holdPending(db: Executor, webhookId: string): Promise<numb
 }
 
 /**
- * The deliveries of an operational event: one envelope per destination of the organization that subscribes
- * to it (the destination the event is about included). Their Idempotency-Key is the event id.
+ * The deliveries of an operational event: one envelope per other destination of the organization that
+ * subscribes to it. The destination the event is about is left out: it is the one that is not answering.
+ * Their Idempotency-Key is the event id.
  */
 export async function healthEventDeliveries(
   db: Executor,
@@ -87,14 +102,15 @@ export async function healthEventDeliveries(
     .from(webhooks)
     .where(eq(webhooks.orgId, before.orgId));
   return targets
-    .filter((t) => subscribesTo(t.events, event))
+    .filter((t) => t.id !== before.webhookId && subscribesTo(t.events, event))
     .map((t) => {
       const envelope = eventEnvelope(
         event,
         {
           webhook_id: before.webhookId,
           url: before.url,
-          failing_since: event === "destination.recovered" ? null : (before.failingSince ?? now).toISOString(),
+          failing_since:
+            event === "destination.recovered" ? null : (before.failingSince ?? now).toISOString(),
           reason,
         },
         now,
@@ -138,5 +154,5 @@ export async function recoverFailed(
         lte(deliveries.createdAt, until),
       ),
     )
-    .returning({ id: deliveries.id, generation: deliveries.generation, nextAttemptAt: deliveries.nextAttemptAt });
+    .returning(queuedRefColumns);
 }

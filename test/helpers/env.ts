@@ -59,6 +59,7 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     DESTINATION_ALLOWLIST: "127.0.0.1,::1",
     DELIVERY_RETRY_SCHEDULE: "1,1,1",
     SWEEP_INTERVAL_MS: "1000",
+    BREAKER_COOLDOWN_MS: "1000",
     LOG_LEVEL: "warn",
     ...overrides,
   };
