@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createTestDatabase, testEnv } from "./helpers/env.ts";
+import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
+import { runCli } from "./helpers/processes.ts";
+import { deletePrefix } from "./helpers/redis.ts";
+
+test("escalation-shield demo runs end to end with nothing but Postgres and Redis", async () => {
+  const baseline = handleBaseline();
+  const database = await createTestDatabase();
+  const env = testEnv(database.url);
+  // The demo trusts its own receiver by itself: no test CA, no allowlist from the test.
+  const { DESTINATION_ALLOWLIST: _allowlist, ...demoEnv } = env;
+  try {
+    const result = await runCli(["demo"], { ...demoEnv, NODE_EXTRA_CA_CERTS: "" });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /the receiver got 2 alert\(s\):/);
+    assert.match(result.stdout, /authorization: Bearer \[credential\]/);
+    assert.match(result.stdout, /idempotency-key: aut_\w+:whe_\w+:rec_\w+/);
+    assert.match(result.stdout, /"escalation_level":"(high|extreme)"/);
+    assert.match(
+      result.stdout,
+      /records that did not fire:\n(.*\n)*\s+review-1002: escalation \w+; trigger: escalation level \w+ is below high/,
+    );
+  } finally {
+    await deletePrefix(env.REDIS_URL as string, env.QUEUE_PREFIX as string);
+    await database.drop();
+  }
+  await assertNoOpenHandles(baseline);
+});
