@@ -1,6 +1,7 @@
 import { and, asc, count, desc, eq, gte, lt } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { type DeliveryStatus, deliveries, deliveryAttempts } from "../db/schema.ts";
+import type { AttemptRecord } from "./outbox.ts";
 
 /** One line of a destination's delivery history. */
 export interface DeliverySummary {
@@ -16,15 +17,8 @@ export interface DeliverySummary {
   nextAttemptAt: Date | null;
 }
 
-export interface DeliveryAttemptView {
-  attemptNumber: number;
-  startedAt: Date;
-  durationMs: number;
-  httpStatus: number | null;
-  errorKind: string | null;
-  errorMessage: string | null;
-  responseExcerpt: string | null;
-}
+/** An attempt as the history shows it. */
+export type DeliveryAttemptView = Omit<AttemptRecord, "deliveryId">;
 
 export interface DeliveryDetail extends DeliverySummary {
   /** The exact request body every attempt sends. */

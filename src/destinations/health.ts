@@ -4,6 +4,7 @@ import { deliveries, webhooks } from "../db/schema.ts";
 import { type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
 import { subscribesTo } from "./events.ts";
+import { holdPendingDeliveries } from "./store.ts";
 
 export type HealthEvent = "destination.failing" | "destination.disabled" | "destination.recovered";
 
@@ -71,18 +72,8 @@ export async function applyOutcome(
     .where(and(eq(webhooks.id, before.webhookId), eq(webhooks.enabled, true)))
     .returning({ id: webhooks.id });
   if (rows.length === 0) return undefined;
-  await holdPending(db, before.webhookId);
+  await holdPendingDeliveries(db, before.webhookId);
   return { event: "destination.disabled", reason };
-}
-
-/** Turns a destination's pending deliveries into held ones, so nothing goes out while it is disabled. */
-export async function holdPending(db: Executor, webhookId: string): Promise<number> {
-  const rows = await db
-    .update(deliveries)
-    .set({ status: "held" })
-    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "pending")))
-    .returning({ id: deliveries.id });
-  return rows.length;
 }
 
 /**
