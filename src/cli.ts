@@ -8,8 +8,9 @@ import { migrateDatabase } from "./db/migrate.ts";
 import { runDemo } from "./demo.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
+import { startMetricsServer } from "./metrics-server.ts";
 import { createOrganization } from "./orgs.ts";
-import { openRuntime, type Runtime } from "./runtime.ts";
+import { openRuntime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
 import { loadSecretBox } from "./secrets/keys.ts";
 import { rotateSecrets } from "./secrets/rotate.ts";
@@ -20,9 +21,9 @@ const USAGE = `usage: escalation-shield <command>
   keygen                  print a new base64 SECRETS_KEY
   rotate-secrets-key      re-seal stored secrets under SECRETS_KEY (old key in SECRETS_KEY_PREVIOUS)
   org create <slug>       create an organization and its first admin API key
-  serve                   run the HTTP API (admin API, /docs, /healthz, /readyz) on HOST:PORT
+  serve                   run the HTTP API (admin API, /docs, /healthz, /readyz, /metrics) on HOST:PORT
   worker [--only delivery|evaluator]
-                          run the background workers
+                          run the background workers (and /metrics on HOST:METRICS_PORT when set)
   start                   migrate, then run the API and the workers in one process
   demo                    a self-contained end-to-end run on this machine`;
 
@@ -30,10 +31,10 @@ interface Closable {
   close(): Promise<void>;
 }
 
-/** Starts the HTTP API; if it cannot listen (port taken), closes `opened` (in reverse) so the process can exit. */
-async function serveOrClose(rt: Runtime, opened: Closable[]): Promise<Closable> {
+/** Starts a listener; if it cannot listen (port taken), closes `opened` (in reverse) so the process can exit. */
+async function serveOrClose(start: () => Promise<Closable>, opened: Closable[]): Promise<Closable> {
   try {
-    return await startServer(rt);
+    return await start();
   } catch (err) {
     for (const p of [...opened].reverse()) await p.close();
     throw err;
@@ -102,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "serve": {
       const rt = openRuntime(config, log);
-      const server = await serveOrClose(rt, [rt]);
+      const server = await serveOrClose(() => startServer(rt), [rt]);
       runUntilSignal([rt, server], log);
       return -1;
     }
@@ -120,7 +121,17 @@ async function main(argv: string[]): Promise<number> {
         startWorkers(rt, { only: values.only as WorkerName | undefined, analyzer: createLexiconAnalyzer() }),
       );
       // Pushed last so it closes first on a signal (parts close in reverse): no request starts while workers wind down.
-      if (command === "start") parts.push(await serveOrClose(rt, parts));
+      if (command === "start") parts.push(await serveOrClose(() => startServer(rt), parts));
+      // `start` serves /metrics on the API port; a worker has no API, so it gets its own listener.
+      const metricsPort = config.metricsPort;
+      if (command === "worker" && metricsPort !== undefined) {
+        parts.push(
+          await serveOrClose(
+            () => startMetricsServer(rt.metrics.registry, config.host, metricsPort, log),
+            parts,
+          ),
+        );
+      }
       log.info({ command, only: values.only ?? "all" }, "workers running");
       runUntilSignal(parts, log);
       return -1;

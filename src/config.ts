@@ -13,6 +13,11 @@ export interface Config {
   secretsKeyFile: string;
   host: string;
   port: number;
+  /**
+   * Where `worker` serves `/metrics` (on `host`), since it runs no API; unset means it serves none. `serve`
+   * and `start` serve `/metrics` on the API port instead. 0 picks a free port.
+   */
+  metricsPort: number | undefined;
   publicUrl: string;
   /** Hosts or CIDRs exempt from the private-address block. */
   destinationAllowlist: string[];
@@ -62,6 +67,11 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return n;
+}
+
+function optionalInt(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? undefined : int(env, name, 0, min, max);
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -137,6 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
     secretsKeyFile: str(env, "SECRETS_KEY_FILE", ".escalation-shield/secrets.key"),
     host: str(env, "HOST", "127.0.0.1"),
     port: int(env, "PORT", 3000, 0, 65535),
+    metricsPort: optionalInt(env, "METRICS_PORT", 0, 65535),
     publicUrl,
     destinationAllowlist: checkedList(env, "DESTINATION_ALLOWLIST", allowlistEntryProblem),
     allowHttpDestinations: bool(env, "ALLOW_HTTP_DESTINATIONS", false),

@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { type DeliveryQueue, openDeliveryQueue } from "./delivery/queue.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import { createOutboundClient, type OutboundClient } from "./outbound/http.ts";
 import { openRedis } from "./redis.ts";
 import type { SecretBox } from "./secrets/box.ts";
@@ -20,6 +21,8 @@ export interface Runtime {
   redis: Redis;
   deliveryQueue: DeliveryQueue;
   evaluationQueue: EvaluationQueue;
+  /** This process's metrics: the API's `/metrics` (or the worker's metrics server) serves its registry. */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -34,6 +37,13 @@ export function openRuntime(config: Config, log: Logger = createLogger(config.lo
   redis.on("error", (err) => log.warn({ err: err.message }, "redis connection error"));
   const deliveryQueue = openDeliveryQueue(redis, config.queuePrefix);
   const evaluationQueue = openEvaluationQueue(redis, config.queuePrefix);
+  const metrics = createMetrics({
+    db: database.db,
+    redis,
+    queues: [deliveryQueue, evaluationQueue],
+    prefix: config.queuePrefix,
+    log,
+  });
   return {
     config,
     log,
@@ -43,6 +53,7 @@ export function openRuntime(config: Config, log: Logger = createLogger(config.lo
     redis,
     deliveryQueue,
     evaluationQueue,
+    metrics,
     async close() {
       await deliveryQueue.close();
       await evaluationQueue.close();

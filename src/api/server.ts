@@ -22,6 +22,7 @@ import { feedbackRoutes } from "./routes/feedback.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { ingestionRoutes } from "./routes/ingestion.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { publicKeyRoutes, signingKeyRoutes } from "./routes/signing.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
@@ -78,8 +79,8 @@ function markOptionalBodies<T extends { paths?: object }>(doc: T): T {
 
 /**
  * Builds the HTTP API (not listening): the admin REST API under `/api`, its OpenAPI document at `/docs/json`
- * (and a UI at `/docs`), `/healthz` / `/readyz`, and the public key URLs `/webhooks/:id/public-key`.
- * Every error answers `{msg, code, referenceID}`.
+ * (and a UI at `/docs`), `/healthz` / `/readyz`, Prometheus `/metrics`, and the public key URLs
+ * `/webhooks/:id/public-key`. Every error answers `{msg, code, referenceID}`.
  */
 export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   const app = Fastify({
@@ -129,6 +130,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
         { name: "records", description: "Stored feedback records and why automations fired" },
         { name: "ingestion", description: "The feedback ingestion webhook and its payload validator" },
         { name: "health", description: "Liveness and readiness" },
+        { name: "metrics", description: "Prometheus metrics (no key: keep them off public networks)" },
         {
           name: "signing",
           description: "Public keys receivers verify Ed25519 signatures with (no key needed)",
@@ -141,6 +143,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   await app.register(healthRoutes, { rt });
+  await app.register(metricsRoutes, { rt });
   await app.register(ingestionRoutes, { rt });
   // Outside `/api`: receivers fetch public keys without an admin key.
   await app.register(publicKeyRoutes, { rt });
