@@ -3,7 +3,7 @@
  * a local CA the product trusts through NODE_EXTRA_CA_CERTS), then runs Node's test runner.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { generate } from "selfsigned";
@@ -13,7 +13,8 @@ const PG = process.env.TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
 // Every run names its databases after its own pid, so runs side by side never drop each other's.
 const RUN = `es_t_${process.pid}`;
 const TEMPLATE = `${RUN}_template`;
-const caDir = resolve(".test-ca");
+// Per run as well: a second run writing its CA over this one would break every TLS handshake here.
+const caDir = resolve(".test-ca", String(process.pid));
 
 function alive(pid: number): boolean {
   try {

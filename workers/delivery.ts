@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker } from "bullmq";
-import { runDeliveryJob } from "../src/delivery/attempt.ts";
+import { CLAIM_LEASE_MS, runDeliveryJob } from "../src/delivery/attempt.ts";
+import { ClaimBatcher } from "../src/delivery/claims.ts";
 import { DestinationGuard } from "../src/delivery/isolation.ts";
 import { deliveryOutbox } from "../src/delivery/queue.ts";
 import { AttemptWriter } from "../src/delivery/writer.ts";
@@ -16,6 +17,7 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
   const writer = new AttemptWriter(rt.database.db);
   const deps = {
     db: rt.database.db,
+    claims: new ClaimBatcher(rt.database.db, CLAIM_LEASE_MS),
     secrets: new OpenedSecrets(rt.box),
     http: rt.http,
     log,
@@ -28,6 +30,7 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
     deliveryQueue: rt.deliveryQueue,
     retrySchedule: rt.config.retrySchedule,
     disableAfterMs: rt.config.disableAfterMs,
+    metrics: rt.metrics.delivery,
   };
   const worker = new Worker<DeliveryJob>(
     QUEUES.delivery,

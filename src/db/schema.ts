@@ -135,6 +135,11 @@ export const deliveries = pgTable(
     attemptCount: integer("attempt_count").notNull().default(0),
     maxAttempts: integer("max_attempts").notNull(),
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * While an attempt runs: when its claim lapses if the worker dies. Kept apart from the indexed
+     * `next_attempt_at` so claiming a row can be a HOT update that touches no index.
+     */
+    leasedUntil: timestamp("leased_until", { withTimezone: true }),
     /** Bumped by a manual retry so that an older queued job for this delivery does nothing. */
     generation: integer("generation").notNull().default(0),
     lastHttpStatus: integer("last_http_status"),

@@ -4,18 +4,14 @@ import { applyOutcome, healthEventDeliveries, mayChangeHealth } from "../destina
 import { OutboundError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
+import type { DeliveryMetrics } from "../metrics.ts";
 import { ATTEMPT_TIMEOUT_MS, type OutboundClient } from "../outbound/http.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import type { SigningKeys } from "../signing/headers.ts";
+import type { ClaimBatcher } from "./claims.ts";
 import type { DestinationGuard } from "./isolation.ts";
-import {
-  type AttemptRecord,
-  type ClaimedDelivery,
-  claimDelivery,
-  insertDeliveries,
-  whyUnclaimable,
-} from "./outbox.ts";
+import { type AttemptRecord, type ClaimedDelivery, insertDeliveries, whyUnclaimable } from "./outbox.ts";
 import { type DeliveryQueue, queueDeliveries } from "./queue.ts";
 import { deliveryHeaders, maskSecrets } from "./request.ts";
 import { parseRetryAfter, retryDelayMs } from "./schedule.ts";
@@ -33,6 +29,8 @@ export const RETRY_PRIORITY = 10;
 
 export interface AttemptDeps {
   db: Db;
+  /** Claims (with a lease of {@link CLAIM_LEASE_MS}) batched across concurrent jobs. */
+  claims: ClaimBatcher;
   secrets: OpenedSecrets;
   http: OutboundClient;
   log: Logger;
@@ -43,6 +41,8 @@ export interface AttemptDeps {
   retrySchedule: readonly number[];
   /** How long a destination may keep failing before it is disabled, in ms. */
   disableAfterMs: number;
+  /** Where attempt outcomes and held-back jobs are counted; none when left out. */
+  metrics?: DeliveryMetrics;
 }
 
 /** What one attempt ended with, as the history stores it. */
@@ -74,14 +74,18 @@ export async function runDeliveryJob(
   token: string | undefined,
 ): Promise<string> {
   const { d: id, g: generation, w: webhookId } = job.data;
-  const admission = await deps.guard.acquire(webhookId, id, knownCaps.get(webhookId));
+  // A destination's own cap may be lower than the default, and this process learns it from its first claim:
+  // until then, one attempt at a time, so a worker started with a backlog cannot overrun a small cap.
+  const cap = knownCaps.has(webhookId) ? knownCaps.get(webhookId) : 1;
+  const admission = await deps.guard.acquire(webhookId, id, cap);
   if (!admission.admitted) {
+    deps.metrics?.heldBack(admission.reason);
     await job.moveToDelayed(jittered(admission.retryAt, admission.reason === "open" ? 2000 : 100), token);
     throw new DelayedError();
   }
   let healthy: boolean | undefined;
   try {
-    const claimed = await claimDelivery(deps.db, id, generation, CLAIM_LEASE_MS);
+    const claimed = await deps.claims.claim(id, generation);
     if (!claimed) {
       const why = await whyUnclaimable(deps.db, id, generation);
       if (why.kind !== "wait") return why.kind;
@@ -104,6 +108,12 @@ export async function runDeliveryJob(
               Date.now() + retryDelayMs(deps.retrySchedule, attempt.attemptNumber, retryAfterS),
             ),
           };
+    deps.metrics?.attempt(
+      outcome.status === "pending" ? "retry" : outcome.status,
+      // Either a status arrived (counted by class) or the error kind says why none did.
+      attempt.errorKind ?? `${Math.floor((status ?? 0) / 100)}xx`,
+      attempt.durationMs / 1000,
+    );
     await deps.writer.write(attempt, generation, outcome);
     await trackHealth(deps, claimed, ok, attempt);
     if (outcome.status === "failed") {

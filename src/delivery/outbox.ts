@@ -109,49 +109,58 @@ export interface ClaimedDelivery {
 }
 
 /**
- * Claims a due delivery for one attempt by pushing its next attempt time `leaseMs` ahead, so a second job
- * or the sweeper leaves it alone while the attempt runs; if the worker dies, the lease simply runs out.
- * Returns `undefined` when the delivery is not due, not pending, superseded or its destination is disabled.
+ * Claims due deliveries for one attempt each, in one statement: `leased_until` is set `leaseMs` ahead, so a
+ * second job or the sweeper leaves a row alone while its attempt runs; if the worker dies, the lease simply
+ * runs out. The lease lives outside the indexed `next_attempt_at`, so the claim is a heap-only update.
+ * Returns the claimed rows by id; a delivery that is not due, not pending, superseded, leased or whose
+ * destination is disabled is absent.
  */
-export async function claimDelivery(
+export async function claimDeliveries(
   db: Executor,
-  id: string,
-  generation: number,
+  wanted: { id: string; generation: number }[],
   leaseMs: number,
-): Promise<ClaimedDelivery | undefined> {
+): Promise<Map<string, ClaimedDelivery>> {
+  if (wanted.length === 0) return new Map();
+  const values = sql.join(
+    wanted.map((w) => sql`(${w.id}, ${w.generation}::int)`),
+    sql`, `,
+  );
   const rows = await db.execute<Record<string, unknown>>(sql`
-    update deliveries d set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
-    from webhooks w
-    where d.id = ${id} and d.generation = ${generation} and d.status = 'pending'
+    update deliveries d set leased_until = now() + make_interval(secs => ${leaseMs / 1000})
+    from webhooks w, (values ${values}) as c(id, generation)
+    where d.id = c.id and d.generation = c.generation and d.status = 'pending'
       and d.next_attempt_at <= now() + interval '1 second'
+      and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
       d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed,
       w.signature_scheme, w.ed25519_secret_key_sealed, w.max_in_flight, w.failing_since,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
-  const r = rows[0];
-  if (!r) return undefined;
-  return {
-    id: r.id as string,
-    orgId: r.org_id as string,
-    webhookId: r.webhook_id as string,
-    eventType: r.event_type as string,
-    idempotencyKey: r.idempotency_key as string,
-    payload: r.payload as string,
-    attemptCount: r.attempt_count as number,
-    maxAttempts: r.max_attempts as number,
-    url: r.url as string,
-    authType: r.auth_type as AuthType,
-    authHeaderName: r.auth_header_name as string | null,
-    credentialSealed: r.credential_sealed as string | null,
-    signingSecretSealed: r.signing_secret_sealed as string,
-    signatureScheme: r.signature_scheme as SignatureScheme,
-    previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
-    ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
-    maxInFlight: r.max_in_flight as number | null,
-    failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
-  };
+  const claimed = new Map<string, ClaimedDelivery>();
+  for (const r of rows) {
+    claimed.set(r.id as string, {
+      id: r.id as string,
+      orgId: r.org_id as string,
+      webhookId: r.webhook_id as string,
+      eventType: r.event_type as string,
+      idempotencyKey: r.idempotency_key as string,
+      payload: r.payload as string,
+      attemptCount: r.attempt_count as number,
+      maxAttempts: r.max_attempts as number,
+      url: r.url as string,
+      authType: r.auth_type as AuthType,
+      authHeaderName: r.auth_header_name as string | null,
+      credentialSealed: r.credential_sealed as string | null,
+      signingSecretSealed: r.signing_secret_sealed as string,
+      signatureScheme: r.signature_scheme as SignatureScheme,
+      previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
+      ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
+      maxInFlight: r.max_in_flight as number | null,
+      failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
+    });
+  }
+  return claimed;
 }
 
 /** Why a delivery could not be claimed, so the worker knows whether to wait, hold or drop the job. */
@@ -163,6 +172,7 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
       status: deliveries.status,
       generation: deliveries.generation,
       nextAttemptAt: deliveries.nextAttemptAt,
+      leasedUntil: deliveries.leasedUntil,
       enabled: webhooks.enabled,
     })
     .from(deliveries)
@@ -176,7 +186,8 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
       .where(and(eq(deliveries.id, id), eq(deliveries.status, "pending")));
     return { kind: "held" };
   }
-  return { kind: "wait", until: row.nextAttemptAt };
+  const leased = row.leasedUntil?.getTime() ?? 0;
+  return { kind: "wait", until: new Date(Math.max(row.nextAttemptAt.getTime(), leased)) };
 }
 
 /** The outcome of one attempt, as stored in the history. */
@@ -233,6 +244,8 @@ export async function listPending(
         eq(deliveries.status, "pending"),
         gt(deliveries.id, afterId),
         dueBefore ? lt(deliveries.nextAttemptAt, dueBefore) : undefined,
+        // A leased row has an attempt running (or a dead worker's claim that has yet to lapse).
+        sql`(${deliveries.leasedUntil} is null or ${deliveries.leasedUntil} < now())`,
       ),
     )
     .orderBy(asc(deliveries.id))
@@ -273,6 +286,8 @@ export async function retryNow(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
       maxAttempts: sql`${deliveries.attemptCount} + 1`,
+      // An attempt of the old generation may still run; its outcome no longer applies, so it holds nothing.
+      leasedUntil: null,
     })
     .where(and(eq(deliveries.id, deliveryId), eq(deliveries.webhookId, webhookId)))
     .returning(queuedRefColumns);

@@ -88,7 +88,8 @@ export class AttemptWriter {
           last_error = u.last_error,
           last_attempt_at = u.last_attempt_at,
           delivered_at = u.delivered_at,
-          next_attempt_at = coalesce(u.next_attempt_at, d.next_attempt_at)
+          next_attempt_at = coalesce(u.next_attempt_at, d.next_attempt_at),
+          leased_until = null
         from (values ${sql.join(rows, sql`, `)})
           as u(id, generation, status, attempt_count, http_status, last_error, last_attempt_at, delivered_at, next_attempt_at)
         where d.id = u.id and d.generation = u.generation`);

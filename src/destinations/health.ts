@@ -135,6 +135,7 @@ export async function recoverFailed(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
       maxAttempts: sql`${deliveries.attemptCount} + ${attempts}`,
+      leasedUntil: null,
     })
     .where(
       and(
