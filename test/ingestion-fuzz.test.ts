@@ -39,7 +39,7 @@ const WRONG_VALUES: unknown[] = [
   [[]],
   { a: { b: 1 } },
   "2024-05-23",
-  1e309,
+  Number.POSITIVE_INFINITY,
 ];
 /** The required fields of a review, each with the generated values that are wrong for it. */
 const FIELDS: [string, (v: unknown) => boolean][] = [

@@ -107,7 +107,17 @@ const child = spawn(
       TEST_CA_DIR: caDir,
       TEST_PG_URL: PG,
       TEST_TEMPLATE_DB: TEMPLATE,
+      TEST_DB_PREFIX: RUN,
     },
   },
 );
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+child.on("exit", (code, signal) => {
+  rmSync(caDir, { recursive: true, force: true });
+  dropRunDatabases().then(
+    () => process.exit(code ?? (signal ? 1 : 0)),
+    (err: unknown) => {
+      console.error("could not drop this run's databases:", err);
+      process.exit(code ?? 1);
+    },
+  );
+});
