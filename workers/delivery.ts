@@ -14,7 +14,13 @@ import { type RunningWorker, workerOptions } from "./options.ts";
 export function startDeliveryWorker(rt: Runtime): RunningWorker {
   const log = rt.log.child({ worker: "delivery" });
   const { options, connection } = workerOptions(rt, rt.config.deliveryConcurrency);
-  const writer = new AttemptWriter(rt.database.db);
+  const writer = new AttemptWriter(rt.database.db, {
+    onError: (err, lost) =>
+      log.error(
+        { err: (err as Error).message, outcomes: lost },
+        "attempt outcomes not written; their deliveries are attempted again when their lease lapses",
+      ),
+  });
   const deps = {
     db: rt.database.db,
     claims: new ClaimBatcher(rt.database.db, CLAIM_LEASE_MS),

@@ -114,7 +114,7 @@ export async function runDeliveryJob(
       attempt.errorKind ?? `${Math.floor((status ?? 0) / 100)}xx`,
       attempt.durationMs / 1000,
     );
-    await deps.writer.write(attempt, generation, outcome);
+    await deps.writer.accept(attempt, generation, outcome);
     await trackHealth(deps, claimed, ok, attempt);
     if (outcome.status === "failed") {
       deps.log.warn({ delivery: id, attempts: attempt.attemptNumber }, "delivery failed: attempts exhausted");

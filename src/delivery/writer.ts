@@ -29,15 +29,50 @@ export class AttemptWriter {
   private readonly maxBatch: number;
   private readonly maxDelayMs: number;
 
-  constructor(db: Db, options: { maxBatch?: number; maxDelayMs?: number } = {}) {
+  private readonly highWater: number;
+  private readonly onError: (err: unknown, lost: number) => void;
+  private uncommitted = 0;
+
+  /**
+   * `highWater` (default 2 000) bounds the outcomes {@link accept} leaves uncommitted; `onError` hears about a
+   * batch that could not be written.
+   */
+  constructor(
+    db: Db,
+    options: {
+      maxBatch?: number;
+      maxDelayMs?: number;
+      highWater?: number;
+      onError?: (err: unknown, lost: number) => void;
+    } = {},
+  ) {
     this.db = db;
     this.maxBatch = options.maxBatch ?? 500;
     this.maxDelayMs = options.maxDelayMs ?? 5;
+    this.highWater = options.highWater ?? 2000;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /**
+   * Queues an outcome without waiting for its commit, so a worker slot is not held for a database round trip.
+   * Nothing is lost if the process dies first: the delivery row is still `pending` under its lease, and once
+   * the lease lapses the sweeper queues it again (at least once, same Idempotency-Key). When more than
+   * `highWater` outcomes are uncommitted it waits for this one's commit instead, so a slow database slows the
+   * workers down rather than filling memory.
+   */
+  async accept(attempt: AttemptRecord, generation: number, outcome: AttemptOutcome): Promise<void> {
+    const committed = this.write(attempt, generation, outcome);
+    if (this.uncommitted > this.highWater) {
+      await committed;
+      return;
+    }
+    committed.catch((err: unknown) => this.onError(err, 1));
   }
 
   /** Resolves once the attempt and its delivery's new state are committed. */
   write(attempt: AttemptRecord, generation: number, outcome: AttemptOutcome): Promise<void> {
-    return new Promise((resolve, reject) => {
+    this.uncommitted++;
+    return new Promise<void>((resolve, reject) => {
       this.queue.push({ attempt, generation, outcome, resolve, reject });
       if (this.queue.length >= this.maxBatch) this.flushNow();
       else this.timer ??= setTimeout(() => this.flushNow(), this.maxDelayMs);
@@ -56,14 +91,18 @@ export class AttemptWriter {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    const p = this.commit(batch).then(
-      () => {
-        for (const b of batch) b.resolve();
-      },
-      (err: unknown) => {
-        for (const b of batch) b.reject(err);
-      },
-    );
+    const p = this.commit(batch)
+      .finally(() => {
+        this.uncommitted -= batch.length;
+      })
+      .then(
+        () => {
+          for (const b of batch) b.resolve();
+        },
+        (err: unknown) => {
+          for (const b of batch) b.reject(err);
+        },
+      );
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
   }
