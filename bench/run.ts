@@ -156,11 +156,22 @@ function pct(n: number, total: number): string {
   return total > 0 ? `${round((100 * n) / total)} %` : "n/a";
 }
 
+let workerProcesses = 1;
+
 async function main(): Promise<void> {
   cleanUpOnSignals();
-  const { values } = parseArgs({ options: { only: { type: "string" }, help: { type: "boolean" } } });
+  const { values } = parseArgs({
+    options: { only: { type: "string" }, workers: { type: "string" }, help: { type: "boolean" } },
+  });
   if (values.help) {
-    process.stdout.write("usage: npm run bench [-- --only A,B,C,D,E]\n");
+    process.stdout.write("usage: npm run bench [-- --only A,B,C,D,E] [--workers N]\n");
+    return;
+  }
+  // Delivery worker processes in A, B and C (default 1): `--workers 2` measures scale-out on one machine.
+  workerProcesses = Number(values.workers ?? 1);
+  if (!Number.isInteger(workerProcesses) || workerProcesses < 1 || workerProcesses > 8) {
+    process.stderr.write("--workers takes a whole number from 1 to 8\n");
+    process.exitCode = 2;
     return;
   }
   const only = (values.only ?? PARTS.join(","))
@@ -182,6 +193,7 @@ async function main(): Promise<void> {
     cpu: os.cpus()[0]?.model ?? "unknown",
     memoryGiB: round(os.totalmem() / 2 ** 30),
     loadAverageAtStart: load1(),
+    deliveryWorkerProcesses: workerProcesses,
   };
   const startedAt = new Date();
   // A part that would not fit in what is left of the budget gets what is left, and none starts with under 20 s.
@@ -211,7 +223,7 @@ async function main(): Promise<void> {
         deadlineMs: WAIT_MS.baseline,
       });
       ctx.note(`baseline: ${fmtRate(baseline.deliveryRate)}; product delivery path`);
-      const setup = await startProduct(ctx, receivers);
+      const setup = await startProduct(ctx, receivers, { workers: workerProcesses });
       const product = await sustained(ctx, receivers, setup, {
         alerts: ALERTS,
         batch: BATCH,
@@ -293,7 +305,7 @@ async function main(): Promise<void> {
     const awaited = (ALERTS * (DESTINATIONS - 1)) / DESTINATIONS;
     const outcome = await run("B", async (ctx) => {
       const receivers = await withReceivers(ctx, [hungIndex]);
-      const setup = await startProduct(ctx, receivers);
+      const setup = await startProduct(ctx, receivers, { workers: workerProcesses });
       return sustained(ctx, receivers, setup, {
         alerts: ALERTS,
         batch: BATCH,
@@ -361,7 +373,7 @@ async function main(): Promise<void> {
     const source = productRate ? `half of ${productRateSource}` : "no A product rate known: default";
     const outcome = await run("C", async (ctx) => {
       const receivers = await withReceivers(ctx, []);
-      const setup = await startProduct(ctx, receivers);
+      const setup = await startProduct(ctx, receivers, { workers: workerProcesses });
       ctx.note(`warm-up: 2 s at ${rate}/s`);
       await steady(ctx, receivers, setup, { rate, seconds: 2, drainMs: 10_000, tagSuffix: "w" });
       ctx.note(`steady: ${STEADY_SECONDS} s at ${rate}/s`);
@@ -507,7 +519,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nEscalation Shield bench: ${cores} cores (os.availableParallelism), Node ${process.version}, ` +
       `${machine.platform}, ${machine.cpu}; load average (1 min) before the run ${machine.loadAverageAtStart}\n` +
-      `DELIVERY_CONCURRENCY=${CONCURRENCY}, 1 delivery worker process, ${DESTINATIONS} loopback HTTP receivers ` +
+      `DELIVERY_CONCURRENCY=${CONCURRENCY}, ${workerProcesses} delivery worker process(es), ${DESTINATIONS} loopback HTTP receivers ` +
       `in their own process; ${results.totalSeconds} s in all\n` +
       `CPU cores busy = CPU seconds per wall second during a measurement; the whole machine less the rest is ` +
       `Redis, Postgres' own processes and any other work\n\n`,
