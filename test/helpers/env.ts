@@ -60,6 +60,8 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     DELIVERY_RETRY_SCHEDULE: "1,1,1",
     SWEEP_INTERVAL_MS: "1000",
     BREAKER_COOLDOWN_MS: "1000",
+    // Breakers stay closed unless a test is about them: failing receivers are the point of many tests.
+    BREAKER_FAILURE_THRESHOLD: "1000",
     LOG_LEVEL: "warn",
     ...overrides,
   };
