@@ -90,11 +90,11 @@ describe("Prometheus metrics", { concurrency: true }, () => {
       assert.ok(sample(first.text, "process_cpu_user_seconds_total") !== undefined, "default metrics");
 
       // 200 then 500: one delivered (2xx), one to retry (5xx).
-      const wh = await s.stack.webhook({ url: flaky.url, events: ["*"] });
+      const wh = await s.stack.webhook({ url: flaky.url, events: ["escalation.alert"] });
       await enqueueAlerts(s.stack, wh.id, 2);
       await waitFor("both attempts", () => flaky.requests.length >= 2);
       // The broken destination's first failure opens its breaker; its next job is held back.
-      const bad = await s.stack.webhook({ url: broken.url, events: ["*"] });
+      const bad = await s.stack.webhook({ url: broken.url, events: ["escalation.alert"] });
       await enqueueAlerts(s.stack, bad.id, 1);
       await waitFor("the broken destination's breaker to open", async () => {
         const { text } = await scrape();
@@ -102,7 +102,7 @@ describe("Prometheus metrics", { concurrency: true }, () => {
       });
       await enqueueAlerts(s.stack, bad.id, 1);
       // A disabled destination: its delivery is held, not queued.
-      const off = await s.stack.webhook({ url: flaky.url, events: ["*"], enabled: false });
+      const off = await s.stack.webhook({ url: flaky.url, events: ["escalation.alert"], enabled: false });
       await enqueueAlerts(s.stack, off.id, 1);
 
       let last = "";
@@ -180,7 +180,7 @@ describe("Prometheus metrics", { concurrency: true }, () => {
   test("queue_lag_seconds is the age of the oldest waiting job, not the newest", async () => {
     const stack = await startStack({ worker: false });
     try {
-      const wh = await stack.webhook({ url: "https://127.0.0.1:9/hook", events: ["*"] });
+      const wh = await stack.webhook({ url: "https://127.0.0.1:9/hook", events: ["escalation.alert"] });
       await enqueueAlerts(stack, wh.id, 1);
       await sleep(1200);
       await enqueueAlerts(stack, wh.id, 1);
@@ -199,7 +199,7 @@ describe("Prometheus metrics", { concurrency: true }, () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/metrics`;
     try {
-      const wh = await stack.webhook({ url: r.url, events: ["*"] });
+      const wh = await stack.webhook({ url: r.url, events: ["escalation.alert"] });
       const worker = startCli(["worker", "--only", "delivery"], { ...stack.env, METRICS_PORT: String(port) });
       let code: number | null;
       try {

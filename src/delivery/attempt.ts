@@ -1,6 +1,13 @@
 import { DelayedError, type Job } from "bullmq";
+import { eq } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { applyOutcome, healthEventDeliveries, mayChangeHealth } from "../destinations/health.ts";
+import { webhooks } from "../db/schema.ts";
+import {
+  applyOutcome,
+  type HealthEvent,
+  healthEventDeliveries,
+  mayChangeHealth,
+} from "../destinations/health.ts";
 import { OutboundError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
@@ -51,8 +58,43 @@ interface Sent {
   retryAfterS: number | undefined;
 }
 
+/** The operational events endpoint health raises. */
+const HEALTH_EVENTS: ReadonlySet<string> = new Set<HealthEvent>([
+  "destination.failing",
+  "destination.disabled",
+  "destination.recovered",
+]);
+
 /** Remembered per destination from its last claim, so the cap is known before the next claim. */
 const knownCaps = new Map<string, number | null>();
+
+/** Look-ups of caps not known yet, shared by the jobs of one destination that start together. */
+const capLookups = new Map<string, Promise<number | null>>();
+
+/**
+ * The destination's own cap (null: the default). Known from the last claim; the first job of a destination
+ * in this process reads it first, since a worker started with a backlog would otherwise admit a whole wave
+ * of attempts under the default cap before any claim told it the destination's lower one.
+ */
+function capOf(db: Db, webhookId: string): number | null | Promise<number | null> {
+  const known = knownCaps.get(webhookId);
+  if (known !== undefined) return known;
+  let lookup = capLookups.get(webhookId);
+  if (!lookup) {
+    lookup = db
+      .select({ cap: webhooks.maxInFlight })
+      .from(webhooks)
+      .where(eq(webhooks.id, webhookId))
+      .then(([row]) => {
+        const cap = row?.cap ?? null;
+        if (!knownCaps.has(webhookId)) knownCaps.set(webhookId, cap);
+        return cap;
+      })
+      .finally(() => capLookups.delete(webhookId));
+    capLookups.set(webhookId, lookup);
+  }
+  return lookup;
+}
 
 /** A little randomness so jobs held back together do not all come back in the same millisecond. */
 function jittered(at: number, spreadMs: number): number {
@@ -74,10 +116,7 @@ export async function runDeliveryJob(
   token: string | undefined,
 ): Promise<string> {
   const { d: id, g: generation, w: webhookId } = job.data;
-  // A destination's own cap may be lower than the default, and this process learns it from its first claim:
-  // until then, one attempt at a time, so a worker started with a backlog cannot overrun a small cap.
-  const cap = knownCaps.has(webhookId) ? knownCaps.get(webhookId) : 1;
-  const admission = await deps.guard.acquire(webhookId, id, cap);
+  const admission = await deps.guard.acquire(webhookId, id, await capOf(deps.db, webhookId));
   if (!admission.admitted) {
     deps.metrics?.heldBack(admission.reason);
     await job.moveToDelayed(jittered(admission.retryAt, admission.reason === "open" ? 2000 : 100), token);
@@ -206,18 +245,25 @@ async function trackHealth(
     url: claimed.url,
     failingSince: claimed.failingSince,
   };
+  // The outcomes of health events themselves leave health alone. Otherwise an event about one destination that
+  // fails at another raises events about that one, which fail at the others in turn: with several destinations
+  // behind one flaky receiver, a few alerts grew into hundreds of events within seconds.
+  if (HEALTH_EVENTS.has(claimed.eventType)) return;
   if (!mayChangeHealth(before, ok, deps.disableAfterMs)) return;
   const lastError = attempt.errorKind
     ? `${attempt.errorKind}: ${attempt.errorMessage ?? ""}`
     : `HTTP ${attempt.httpStatus}`;
+  // One clock reading for the transition and its event, so a `destination.failing` event announces the very
+  // `failing_since` that is stored (and that a later `destination.disabled` event and reason repeat).
+  const now = new Date();
   const pending = await deps.db.transaction(async (tx) => {
-    const change = await applyOutcome(tx, before, ok, ok ? null : lastError, deps.disableAfterMs);
+    const change = await applyOutcome(tx, before, ok, ok ? null : lastError, deps.disableAfterMs, now);
     if (!change) return [];
     deps.log.warn(
       { webhook: claimed.webhookId, event: change.event, reason: change.reason },
       "destination health changed",
     );
-    const items = await healthEventDeliveries(tx, before, change.event, change.reason);
+    const items = await healthEventDeliveries(tx, before, change.event, change.reason, now);
     return (await insertDeliveries(tx, items, deps.retrySchedule.length + 1)).pending;
   });
   await queueDeliveries(deps.deliveryQueue, pending);

@@ -148,8 +148,15 @@ export async function updateWebhook(
       events: changes.events,
       enabled: changes.enabled,
       description: changes.description,
-      // Re-enabling by hand starts the destination's health over.
-      ...(changes.enabled === true ? { disabledReason: null, failingSince: null } : {}),
+      // Re-enabling by hand starts the destination's health over: one that was failing gets the whole
+      // disable period again from now, and stays failing until an attempt succeeds, which then announces
+      // `destination.recovered` to the subscribers that were told it was failing or disabled.
+      ...(changes.enabled === true
+        ? {
+            disabledReason: null,
+            failingSince: sql`case when ${webhooks.failingSince} is null then null else now() end`,
+          }
+        : {}),
       ...(auth
         ? {
             authType: auth.type,
