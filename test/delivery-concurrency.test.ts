@@ -44,7 +44,9 @@ describe("one worker process keeps hundreds of deliveries in flight", () => {
   });
 
   test("a slow receiver holds many attempts open at once and does not stall other work", async () => {
-    const slowHooks = await Promise.all(slow.map((r) => stack.webhook({ url: r.url, events: ["escalation.alert"] })));
+    const slowHooks = await Promise.all(
+      slow.map((r) => stack.webhook({ url: r.url, events: ["escalation.alert"] })),
+    );
     const fastHook = await stack.webhook({ url: fast.url, events: ["escalation.alert"] });
     for (const h of slowHooks) await enqueueAlerts(stack, h.id, 50);
     await waitFor("slow requests open", () => open >= 100, 30_000);
