@@ -19,12 +19,17 @@ function sampleData(event: Exclude<EventType, typeof ALERT_EVENT>, t: TestEventT
   switch (event) {
     case "test.webhook":
       return { ...destination, message: "This is a test event from Escalation Shield." };
+    // The same fields as the real events (destinations/health.ts healthEventDeliveries).
     case "destination.failing":
-      return { ...destination, failing_since: earlier, last_http_status: 503, last_error: null };
+      return { ...destination, failing_since: earlier, reason: "HTTP 503" };
     case "destination.disabled":
-      return { ...destination, disabled_at: now.toISOString(), reason: "failing for too long" };
+      return {
+        ...destination,
+        failing_since: earlier,
+        reason: `disabled automatically: every attempt has failed since ${earlier} (last: HTTP 503)`,
+      };
     case "destination.recovered":
-      return { ...destination, failing_since: earlier, recovered_at: now.toISOString() };
+      return { ...destination, failing_since: null, reason: null };
   }
 }
 
