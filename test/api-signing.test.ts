@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { createPublicKey, verify as cryptoVerify } from "node:crypto";
-import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import { eq } from "drizzle-orm";
 import { webhooks } from "../src/db/schema.ts";
@@ -15,28 +14,12 @@ import {
 } from "./helpers/api.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "./helpers/receiver.ts";
+import { seed004VerifyWebhook } from "./helpers/seed004.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const WH = "/api/integrations/webhooks";
 // A trailing slash, to check that public_key_url is built without a double one.
 const PUBLIC_URL = "https://shield.example.test/";
-
-// Seed 004's Node.js verification function, copied as the seed prints it (types added for strict TS).
-const require = createRequire(import.meta.url);
-// biome-ignore lint/style/useNodejsImportProtocol: as seed 004 writes it
-const crypto = require("crypto");
-function seed004VerifyWebhook(body: string, signatureHeader: string, secret: string): boolean {
-  // Parse the signature header: "t=<timestamp>,v1=<hmac>"
-  const parts = Object.fromEntries(signatureHeader.split(",").map((p) => p.split("=")));
-  const timestamp = parts.t;
-  const signature = parts.v1;
-
-  // Recreate the signed payload
-  const signedPayload = `${timestamp}.${body}`;
-  const expected = crypto.createHmac("sha256", secret).update(signedPayload).digest("hex");
-
-  return crypto.timingSafeEqual(Buffer.from(signature, "hex"), Buffer.from(expected, "hex"));
-}
 
 function signatureParts(req: ReceivedRequest): string[] {
   return String(req.headers["webhook-signature"]).split(" ");

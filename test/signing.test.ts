@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createPublicKey, verify as cryptoVerify } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import { eq, sql } from "drizzle-orm";
 import { Webhook as StandardWebhook } from "standardwebhooks";
@@ -27,25 +26,9 @@ import { rotateSecrets } from "../src/secrets/rotate.ts";
 import { deliveryRow, enqueueAlerts } from "./helpers/alerts.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "./helpers/receiver.ts";
+import { seed004VerifyWebhook } from "./helpers/seed004.ts";
 import { type Stack, startStack } from "./helpers/stack.ts";
 import { waitFor } from "./helpers/wait.ts";
-
-// Seed 004's Node.js verification function, copied as the seed prints it (types added for strict TS).
-const require = createRequire(import.meta.url);
-// biome-ignore lint/style/useNodejsImportProtocol: as seed 004 writes it
-const crypto = require("crypto");
-function seed004VerifyWebhook(body: string, signatureHeader: string, secret: string): boolean {
-  // Parse the signature header: "t=<timestamp>,v1=<hmac>"
-  const parts = Object.fromEntries(signatureHeader.split(",").map((p) => p.split("=")));
-  const timestamp = parts.t;
-  const signature = parts.v1;
-
-  // Recreate the signed payload
-  const signedPayload = `${timestamp}.${body}`;
-  const expected = crypto.createHmac("sha256", secret).update(signedPayload).digest("hex");
-
-  return crypto.timingSafeEqual(Buffer.from(signature, "hex"), Buffer.from(expected, "hex"));
-}
 
 /** Header values as the verifiers take them: one string each. */
 function flat(headers: IncomingHttpHeaders): Record<string, string> {
