@@ -45,10 +45,6 @@ export function missingField(field: string, rule = "required"): ApiError {
   return new ApiError(400, "ErrCodeMissingRequiredField", `${field}: ${rule}`);
 }
 
-export function badRequest(msg: string): ApiError {
-  return new ApiError(400, "ErrCodeBadRequest", msg);
-}
-
 /** The same answer for ids that do not exist and ids of another organization, so nothing leaks. */
 export function notFound(what: string): ApiError {
   return new ApiError(404, "ErrCodeNotFound", `${what} not found`);

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type AuthType, deliveries, deliveryAttempts, type SignatureScheme, webhooks } from "../db/schema.ts";
+import { type AuthType, deliveries, type SignatureScheme, webhooks } from "../db/schema.ts";
 import { newId } from "../ids.ts";
 
 /** What a caller asks to deliver; the body is frozen as given. */
@@ -200,33 +200,6 @@ export interface AttemptRecord {
   errorKind: string | null;
   errorMessage: string | null;
   responseExcerpt: string | null;
-}
-
-/**
- * Stores an attempt and moves the delivery on: `delivered`, `failed`, or pending again at `retryAt`.
- * Only a row still at `generation` is changed, so a manual retry made meanwhile is not overwritten.
- */
-export async function recordAttempt(
-  db: Executor,
-  attempt: AttemptRecord,
-  generation: number,
-  outcome: { status: "delivered" | "failed" } | { status: "pending"; retryAt: Date },
-): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.insert(deliveryAttempts).values(attempt);
-    await tx
-      .update(deliveries)
-      .set({
-        status: outcome.status,
-        attemptCount: attempt.attemptNumber,
-        lastHttpStatus: attempt.httpStatus,
-        lastError: attempt.errorKind ? `${attempt.errorKind}: ${attempt.errorMessage ?? ""}` : null,
-        lastAttemptAt: attempt.startedAt,
-        deliveredAt: outcome.status === "delivered" ? new Date() : null,
-        ...(outcome.status === "pending" ? { nextAttemptAt: outcome.retryAt } : {}),
-      })
-      .where(and(eq(deliveries.id, attempt.deliveryId), eq(deliveries.generation, generation)));
-  });
 }
 
 /** Pending deliveries in id order after `afterId`, optionally only those overdue before `dueBefore`. */

@@ -17,12 +17,6 @@ export type EventType = (typeof EVENT_TYPES)[number];
 /** The subscription that means "all current and future event types"; it stands alone in a list. */
 export const ALL_EVENTS = "*";
 
-const KNOWN: ReadonlySet<string> = new Set(EVENT_TYPES);
-
-export function isKnownEvent(type: string): type is EventType {
-  return KNOWN.has(type);
-}
-
 /** Whether a destination with these subscriptions receives `type`. */
 export function subscribesTo(events: readonly string[], type: string): boolean {
   return events.includes(ALL_EVENTS) || events.includes(type);

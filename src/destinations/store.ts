@@ -47,23 +47,6 @@ export async function createWebhook(
   return { id, secret };
 }
 
-/** Sets a destination's credential (sealed), or clears it with `null`. Scoped to the organization. */
-export async function setWebhookCredential(
-  db: Executor,
-  box: SecretBox,
-  orgId: string,
-  id: string,
-  credential: string | null,
-): Promise<void> {
-  await db
-    .update(webhooks)
-    .set({
-      credentialSealed: credential ? box.seal(credential, sealContext.credential(id)) : null,
-      updatedAt: new Date(),
-    })
-    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId)));
-}
-
 /** A destination as the admin API shows it: no sealed column, only whether a credential is set. */
 export interface WebhookView {
   id: string;
