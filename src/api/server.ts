@@ -1,5 +1,4 @@
 import type { AddressInfo } from "node:net";
-import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -9,13 +8,13 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Runtime } from "../runtime.ts";
 import { adminAuthHook } from "./auth.ts";
 import {
-  ApiError,
   clientErrorHandler,
   errorHandler,
   frameworkErrorHandler,
   newReferenceId,
   notFoundHandler,
 } from "./errors.ts";
+import { limitRequests } from "./rate-limit.ts";
 import { automationRoutes } from "./routes/automations.ts";
 import { deliveryRoutes } from "./routes/deliveries.ts";
 import { feedbackRoutes } from "./routes/feedback.ts";
@@ -154,22 +153,13 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
       api.removeContentTypeParser("text/plain");
       // Authentication first, so the rate limit can count per key rather than per address.
       api.addHook("onRequest", adminAuthHook(rt.database.db));
-      await api.register(rateLimit, {
-        // After onRequest (auth), before the body is read: an over-limit caller costs no parsing.
-        hook: "preParsing",
+      // After onRequest (auth), before the body is read: an over-limit caller costs no parsing.
+      await limitRequests(api, rt, {
+        name: "admin",
         max: rt.config.adminRateLimitPerMinute,
-        timeWindow: 60_000,
-        redis: rt.redis,
-        nameSpace: `${rt.config.queuePrefix}:ratelimit:admin:`,
-        keyGenerator: (request) => request.admin?.tokenHash ?? request.ip,
-        // A Redis outage answers 503 (see errors.ts) rather than lifting the limit.
-        skipOnError: false,
-        errorResponseBuilder: (_request, context) =>
-          new ApiError(
-            context.statusCode,
-            "ErrCodeRateLimited",
-            `rate limit of ${context.max} requests per minute per API key exceeded; retry in ${context.after}`,
-          ),
+        per: "API key",
+        key: (request) => request.admin?.tokenHash ?? request.ip,
+        hook: "preParsing",
       });
       await api.register(keyRoutes, { rt });
       await api.register(webhookRoutes, { rt });

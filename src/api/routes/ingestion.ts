@@ -1,7 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
-import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { queueEvaluations } from "../../automations/queue.ts";
 import { audioUrlProblem } from "../../ingestion/audio-check.ts";
@@ -11,6 +10,7 @@ import { validateBatch, validateRecord } from "../../ingestion/validate.ts";
 import { hashToken } from "../../orgs.ts";
 import type { Runtime } from "../../runtime.ts";
 import { ApiError } from "../errors.ts";
+import { limitRequests } from "../rate-limit.ts";
 
 /** Seed 000: 200 KB per request; the same bound applies to a gzip body once decompressed. */
 export const INGEST_BODY_LIMIT = 200 * 1024;
@@ -133,15 +133,6 @@ async function authenticateIngestion(rt: Runtime, request: FastifyRequest): Prom
   };
 }
 
-function rateLimitError(what: string) {
-  return (_request: FastifyRequest, context: { statusCode: number; max: number; after: string }) =>
-    new ApiError(
-      context.statusCode,
-      "ErrCodeRateLimited",
-      `rate limit of ${context.max} requests per minute per ${what} exceeded; retry in ${context.after}`,
-    );
-}
-
 /** Builds the ready-to-run cURL command the validator hands back for the real endpoint. */
 function curlCommand(publicUrl: string, body: unknown): string {
   const json = JSON.stringify(body).replace(/'/g, "'\\''");
@@ -172,15 +163,12 @@ export async function ingestionRoutes(app: FastifyInstance, { rt }: { rt: Runtim
   await app.register(async (scope) => {
     registerJsonParser(scope);
     scope.addHook("onRequest", (request) => authenticateIngestion(rt, request));
-    await scope.register(rateLimit, {
-      hook: "preParsing",
+    await limitRequests(scope, rt, {
+      name: "ingest",
       max: rt.config.ingestRateLimitPerMinute,
-      timeWindow: 60_000,
-      redis: rt.redis,
-      nameSpace: `${rt.config.queuePrefix}:ratelimit:ingest:`,
-      keyGenerator: (request) => request.integration?.keyHash ?? request.ip,
-      skipOnError: false,
-      errorResponseBuilder: rateLimitError("API key"),
+      per: "API key",
+      key: (request) => request.integration?.keyHash ?? request.ip,
+      hook: "preParsing",
     });
     scope.post(
       "/webhook/custom/all",
@@ -217,14 +205,11 @@ export async function ingestionRoutes(app: FastifyInstance, { rt }: { rt: Runtim
 
   await app.register(async (scope) => {
     registerJsonParser(scope);
-    await scope.register(rateLimit, {
+    await limitRequests(scope, rt, {
+      name: "validate",
       max: rt.config.validateRateLimitPerMinute,
-      timeWindow: 60_000,
-      redis: rt.redis,
-      nameSpace: `${rt.config.queuePrefix}:ratelimit:validate:`,
-      keyGenerator: (request) => request.ip,
-      skipOnError: false,
-      errorResponseBuilder: rateLimitError("client address"),
+      per: "client address",
+      key: (request) => request.ip,
     });
     scope.post(
       "/webhook/custom/validate",

@@ -1,10 +1,10 @@
-import rateLimit from "@fastify/rate-limit";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { disableEd25519, enableEd25519, getPublicKey } from "../../destinations/signing.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
-import { ApiError, notFound } from "../errors.ts";
+import { notFound } from "../errors.ts";
+import { limitRequests } from "../rate-limit.ts";
 import {
   adminSecurity,
   EmptyBody,
@@ -112,20 +112,11 @@ export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
  * and is rate-limited per client address, so it is no cheap oracle for which ids exist.
  */
 export const publicKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
-  await app.register(rateLimit, {
+  await limitRequests(app, rt, {
+    name: "public-key",
     max: rt.config.validateRateLimitPerMinute,
-    timeWindow: 60_000,
-    redis: rt.redis,
-    nameSpace: `${rt.config.queuePrefix}:ratelimit:public-key:`,
-    keyGenerator: (request) => request.ip,
-    // A Redis outage answers 503 rather than lifting the limit, like the other limited routes.
-    skipOnError: false,
-    errorResponseBuilder: (_request, context) =>
-      new ApiError(
-        context.statusCode,
-        "ErrCodeRateLimited",
-        `rate limit of ${context.max} requests per minute per client address exceeded; retry in ${context.after}`,
-      ),
+    per: "client address",
+    key: (request) => request.ip,
   });
 
   app.get(
