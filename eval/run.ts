@@ -8,6 +8,7 @@
  *   npm run eval:analyzer                      held-out and tune figures, writes eval/results.json
  *   npm run eval:analyzer -- --half tune       tune half only
  *   npm run eval:analyzer -- --half tune --errors   also lists the tune half's misses
+ *   npm run eval:analyzer -- --file eval/tune-extra.jsonl [--errors]   an extra tuning file only
  */
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -223,14 +224,18 @@ function print(title: string, f: ReturnType<typeof figures>, threshold: number):
 }
 
 const { values } = parseArgs({
-  options: { half: { type: "string" }, errors: { type: "boolean", default: false } },
+  options: {
+    half: { type: "string" },
+    errors: { type: "boolean", default: false },
+    file: { type: "string" },
+  },
 });
 const only = values.half as Half | undefined;
 if (only !== undefined && only !== "tune" && only !== "held-out") {
   console.error('--half must be "tune" or "held-out"');
   process.exit(2);
 }
-if (values.errors && only !== "tune") {
+if (values.errors && only !== "tune" && values.file === undefined) {
   // Listing held-out misses would invite rules written against them, which would make its figures lie.
   console.error("--errors is only available with --half tune");
   process.exit(2);
@@ -239,6 +244,32 @@ if (values.errors && only !== "tune") {
 const tune = rows.filter((r) => r.half === "tune");
 const heldOut = rows.filter((r) => r.half === "held-out");
 const threshold = chooseThreshold(tune);
+
+if (values.file !== undefined) {
+  // An extra, separately written tuning file: scored whole, misses listed with --errors.
+  const extra: Item[] = readFileSync(values.file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Item);
+  const extraRows = extra.map((item) => ({
+    item,
+    half: "tune" as Half,
+    analysis: analyzer.analyzeSync(toInput(item)),
+    library: librarySentiment(customerText(item)),
+  }));
+  print(`EXTRA file ${values.file}`, figures(extraRows, threshold), threshold);
+  if (values.errors) {
+    console.log("\nMisses on the binary high-or-above call (label → predicted):");
+    for (const r of extraRows) {
+      const a = r.analysis;
+      if (isHighOrAbove(r.item.escalation) === isHighOrAbove(a.escalation_level)) continue;
+      console.log(
+        `${r.item.id.padEnd(7)} ${r.item.escalation}→${a.escalation_level}  ${itemText(r.item).replace(/\n/g, " / ").slice(0, 150)}  [${a.cues.join(" | ")}]`,
+      );
+    }
+  }
+  process.exit(0);
+}
 
 if (only === "tune") {
   print("TUNE half (rules were written against these)", figures(tune, threshold), threshold);
