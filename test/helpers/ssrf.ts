@@ -57,14 +57,29 @@ export const SSRF_DNS_ZONE: Zone = {
 /** A name the server receives and never answers: resolution must time out, not hang. */
 export const SILENT_NAME = "silent.test";
 
+/** How the test DNS server misbehaves or answers, beyond its zone. */
+export interface TestDnsOptions {
+  /**
+   * Names whose AAAA queries get no answer at all, as from a resolver or middlebox that drops them;
+   * `true` for every name. Default none.
+   */
+  dropAaaa?: boolean | string[];
+  /** TTL of every answer, in seconds. Default 1. */
+  ttl?: number;
+}
+
 /**
  * A UDP DNS server on 127.0.0.1 (random port) answering A and AAAA from `zone`, NXDOMAIN for other
  * names, and nothing at all for {@link SILENT_NAME}. `server` is the `ip:port` for DNS_SERVERS.
+ * `queries` lists every question's name; `typedQueries` the same as `A name` / `AAAA name`.
  */
 export async function startTestDns(
   zone: Zone,
-): Promise<{ server: string; queries: string[]; close(): Promise<void> }> {
+  options: TestDnsOptions = {},
+): Promise<{ server: string; queries: string[]; typedQueries: string[]; close(): Promise<void> }> {
   const queries: string[] = [];
+  const typedQueries: string[] = [];
+  const dropAaaa = options.dropAaaa ?? false;
   const lower = new Map(Object.entries(zone).map(([k, v]) => [k.toLowerCase(), v]));
   const dns = createDnsServer({
     udp: true,
@@ -74,7 +89,12 @@ export async function startTestDns(
       if (!question) return void send(response);
       const name = question.name.toLowerCase().replace(/\.$/, "");
       queries.push(name);
+      const typeName =
+        question.type === Packet.TYPE.AAAA ? "AAAA" : question.type === Packet.TYPE.A ? "A" : "other";
+      typedQueries.push(`${typeName} ${name}`);
       if (name === SILENT_NAME) return;
+      if (typeName === "AAAA" && (dropAaaa === true || (Array.isArray(dropAaaa) && dropAaaa.includes(name))))
+        return;
       const addresses = lower.get(name);
       if (addresses === undefined) {
         response.header.rcode = Packet.RCODE.NXDOMAIN;
@@ -88,7 +108,7 @@ export async function startTestDns(
           name: question.name,
           type: wanted === 6 ? Packet.TYPE.AAAA : Packet.TYPE.A,
           class: Packet.CLASS.IN,
-          ttl: 1,
+          ttl: options.ttl ?? 1,
           address,
         };
         response.answers.push(answer as unknown as (typeof response.answers)[number]);
@@ -100,6 +120,7 @@ export async function startTestDns(
   return {
     server: `127.0.0.1:${addresses.udp?.port}`,
     queries,
+    typedQueries,
     close: () => dns.close(),
   };
 }
