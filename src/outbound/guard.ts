@@ -2,6 +2,7 @@ import { Resolver } from "node:dns/promises";
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 import { OutboundError } from "../errors.ts";
+import { CachingResolver, type DnsCacheOptions, HostsFile, type Resolution } from "./resolve.ts";
 
 /**
  * Which addresses the product may connect to on a customer's behalf: the one place for these rules.
@@ -15,6 +16,13 @@ export interface AddressPolicy {
   allowlist: string[];
   /** `ip`, `ip:port` or `[ipv6]:port` resolvers; empty means the system's. */
   dnsServers: string[];
+  /**
+   * The hosts file consulted before DNS, as nsswitch `hosts: files dns` does; also when `dnsServers`
+   * is set, since that replaces only the name servers. Default `/etc/hosts`.
+   */
+  hostsFile?: string;
+  /** Bounds of the resolution cache (TTL cap, size, family grace); defaults as in {@link DnsCacheOptions}. */
+  dnsCache?: DnsCacheOptions;
 }
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
@@ -22,7 +30,10 @@ type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 export interface CompiledPolicy {
   hosts: Set<string>;
   cidrs: [Addr, number][];
+  /** The c-ares resolver itself; `cancel()` it to end pending queries when done with the policy. */
   resolver: Resolver;
+  hostsFile: HostsFile;
+  dns: CachingResolver;
 }
 
 /**
@@ -179,7 +190,13 @@ export function compilePolicy(policy: AddressPolicy): CompiledPolicy {
     maxTimeout: DNS_MAX_TIMEOUT_MS,
   });
   if (policy.dnsServers.length > 0) resolver.setServers(policy.dnsServers);
-  return { hosts, cidrs, resolver };
+  return {
+    hosts,
+    cidrs,
+    resolver,
+    hostsFile: new HostsFile(policy.hostsFile ?? "/etc/hosts"),
+    dns: new CachingResolver(resolver, policy.dnsCache),
+  };
 }
 
 function inCidrs(address: string, cidrs: [Addr, number][]): boolean {
@@ -204,42 +221,39 @@ function refusal(policy: CompiledPolicy, address: string): string | undefined {
 }
 
 /**
- * Resolves `hostname` with c-ares (not the thread-pool `dns.lookup`, which stalls under load and
- * cannot be cancelled) and returns the one address to connect to. Every resolved address must pass,
- * so a name that answers with a public and a private address is refused whole, before any connect.
- * A host named in the allowlist is exempt; an address inside an allowlisted CIDR passes.
+ * Resolves `hostname` as the OS would, hosts file first, then DNS with c-ares (not the thread-pool
+ * `dns.lookup`, which stalls under load and cannot be cancelled), and returns the addresses to connect
+ * to, in the order to try them (IPv4 first). Every resolved address must pass, so a name that answers
+ * with a public and a private address is refused whole, before any connect; this holds for cached
+ * answers too, which are checked again at every call. A host named in the allowlist is exempt; an
+ * address inside an allowlisted CIDR passes. A hosts-file entry gets no exemption for being local.
  * Throws {@link OutboundError} `blocked` or `dns`.
  */
-export async function resolveChecked(policy: CompiledPolicy, hostname: string): Promise<string> {
+export async function resolveCheckedAll(policy: CompiledPolicy, hostname: string): Promise<string[]> {
   const host = normalizeHost(hostname);
   if (isIP(host) !== 0 || host.includes("%")) {
     const reason = refusal(policy, host);
     if (reason) throw new OutboundError("blocked", `${host} is not allowed (${reason})`);
-    return host;
+    return [host];
   }
-  const addresses = await resolveAll(policy.resolver, host);
-  if (policy.hosts.has(host)) return addresses[0] as string;
-  for (const address of addresses) {
+  const resolution: Resolution = policy.hostsFile.lookup(host) ?? (await policy.dns.resolve(host));
+  if (policy.hosts.has(host)) return resolution.addresses;
+  const where = resolution.source === "hosts" ? ` in ${policy.hostsFile.path}` : "";
+  for (const address of resolution.addresses) {
     const reason = refusal(policy, address);
     if (reason) {
-      throw new OutboundError("blocked", `${host} resolves to ${address}, which is not allowed (${reason})`);
+      throw new OutboundError(
+        "blocked",
+        `${host} resolves to ${address}${where}, which is not allowed (${reason})`,
+      );
     }
   }
-  return addresses[0] as string;
+  return resolution.addresses;
 }
 
-async function resolveAll(resolver: Resolver, host: string): Promise<string[]> {
-  const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
-  const addresses = [
-    ...(v4.status === "fulfilled" ? v4.value : []),
-    ...(v6.status === "fulfilled" ? v6.value : []),
-  ];
-  if (addresses.length === 0) {
-    const err = v4.status === "rejected" ? v4.reason : v6.status === "rejected" ? v6.reason : undefined;
-    const code = (err as { code?: string } | undefined)?.code ?? "no address";
-    throw new OutboundError("dns", `could not resolve ${host}: ${code}`, { cause: err });
-  }
-  return addresses;
+/** {@link resolveCheckedAll}'s first address: the one a single connect would use. */
+export async function resolveChecked(policy: CompiledPolicy, hostname: string): Promise<string> {
+  return (await resolveCheckedAll(policy, hostname))[0] as string;
 }
 
 /**
