@@ -1,6 +1,6 @@
 import { Agent, buildConnector, request } from "undici";
 import { OutboundError, type OutboundErrorKind } from "../errors.ts";
-import { type AddressPolicy, compilePolicy, outboundUrl, resolveChecked } from "./guard.ts";
+import { type AddressPolicy, compilePolicy, outboundUrl, resolveCheckedAll } from "./guard.ts";
 
 /**
  * The one way the product talks to URLs that customers type. Its rules:
@@ -8,9 +8,14 @@ import { type AddressPolicy, compilePolicy, outboundUrl, resolveChecked } from "
  *   headers and the whole body together;
  * - only absolute http(s) URLs without credentials are requested; anything else fails as `blocked`;
  * - redirects are never followed: a 3xx is returned as the status it is;
- * - the host is resolved with c-ares and every address checked against the {@link AddressPolicy};
- *   the socket then connects to the checked address inside undici's connect step, so no second
- *   lookup can be rebound to another address; a refused address fails as `blocked` before any connect;
+ * - the host is resolved as the OS would (hosts file, then DNS with c-ares, answers cached for their TTL
+ *   up to 60 s) and every address checked against the {@link AddressPolicy}; the socket then connects to
+ *   a checked address inside undici's connect step, so no second lookup can be rebound to another
+ *   address; a refused address fails as `blocked` before any connect;
+ * - when a connect to one address is refused or unreachable, the next checked address is tried, all
+ *   within the same time limit;
+ * - no per-origin socket limit: a request never waits inside its time limit for another destination's
+ *   socket on the same host (the callers' concurrency bounds the sockets);
  * - TLS trusts Node's store plus `NODE_EXTRA_CA_CERTS` (undici's default context), never a fixed list;
  * - only the first `maxBodyBytes` (default 2 048) of the response body are kept; the rest is read and
  *   dropped so keep-alive connections can be reused.
@@ -45,8 +50,25 @@ export interface OutboundClient {
 }
 
 /**
- * Builds the client. `connections` caps sockets per origin (default 64); keep-alive sockets are reused
- * for 4 s of idleness, under the usual 5 s server keep-alive, so a reused socket is rarely closed under us.
+ * Connect errors after which the next address may answer: nothing listens there, or no route to it.
+ * A timeout is not among them (it has used the attempt's time), nor is a TLS failure (the receiver's
+ * own answer, which another address of it would most likely repeat).
+ */
+const NEXT_ADDRESS_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "EADDRNOTAVAIL",
+  "EAFNOSUPPORT",
+]);
+
+/**
+ * Builds the client. `connections` caps sockets per origin (default: no cap, so several destinations on
+ * one host never queue for each other's sockets inside the time limit; the callers' concurrency bounds
+ * the total). Keep-alive sockets are reused for 4 s of idleness, under the usual 5 s server keep-alive,
+ * so a reused socket is rarely closed under us.
  */
 export function createOutboundClient(
   policy: AddressPolicy,
@@ -54,16 +76,32 @@ export function createOutboundClient(
 ): OutboundClient {
   const compiled = compilePolicy(policy);
   const tcpTls = buildConnector({ timeout: ATTEMPT_TIMEOUT_MS });
+  type Connect = Parameters<typeof tcpTls>;
+  // Every address here has passed the policy; the name stays in `host` for SNI and the identity check.
+  const connectTo = (opts: Connect[0], addresses: string[], callback: Connect[1], at = 0): void => {
+    tcpTls(
+      { ...opts, hostname: addresses[at] as string, host: opts.host ?? opts.hostname },
+      (err, socket) => {
+        const code = (err as { code?: string } | null)?.code ?? "";
+        if (err && at + 1 < addresses.length && NEXT_ADDRESS_CODES.has(code)) {
+          connectTo(opts, addresses, callback, at + 1);
+        } else if (err) {
+          callback(err, null);
+        } else {
+          callback(null, socket);
+        }
+      },
+    );
+  };
   const agent = new Agent({
-    connections: options.connections ?? 64,
+    connections: options.connections ?? null,
     keepAliveTimeout: 4000,
     keepAliveMaxTimeout: 4000,
     headersTimeout: ATTEMPT_TIMEOUT_MS,
     bodyTimeout: ATTEMPT_TIMEOUT_MS,
     connect(opts, callback) {
-      // `host` keeps the name, so TLS still checks the certificate against it (SNI and identity).
-      resolveChecked(compiled, opts.hostname).then(
-        (address) => tcpTls({ ...opts, hostname: address, host: opts.host ?? opts.hostname }, callback),
+      resolveCheckedAll(compiled, opts.hostname).then(
+        (addresses) => connectTo(opts, addresses, callback),
         (err: unknown) => callback(err as Error, null),
       );
     },
@@ -113,7 +151,10 @@ export function createOutboundClient(
         throw toOutboundError(err, signal);
       }
     },
-    close: () => agent.close(),
+    async close() {
+      await agent.close();
+      compiled.resolver.cancel();
+    },
   };
 }
 
