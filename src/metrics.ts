@@ -34,6 +34,10 @@ export interface DeliveryMetrics {
   attempt(outcome: AttemptOutcomeLabel, kind: string, seconds: number): void;
   /** A job sent back to wait, spending no attempt, because its destination was full or its breaker open. */
   heldBack(reason: HeldBackReason): void;
+  /** A delivery held, spending no attempt, because a stored secret did not open with this process's keys. */
+  secretUnreadable(): void;
+  /** An attempt outcome that could not be stored at all; its delivery is attempted again after its lease. */
+  outcomeDropped(): void;
 }
 
 /** The process's metrics: its own registry and the delivery path's sink. */
@@ -110,9 +114,17 @@ async function readQueue(q: ObservedQueue, now: number): Promise<QueueStat> {
   return { name: q.name, counts, lagSeconds: oldest.length === 0 ? 0 : Math.max(0, (now - first) / 1000) };
 }
 
-async function countHeld(db: Db): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(deliveries).where(eq(deliveries.status, "held"));
-  return row?.n ?? 0;
+/** Held deliveries: those of disabled destinations, and those whose secret does not open. */
+async function countHeld(db: Db): Promise<{ disabled: number; secret: number }> {
+  const rows = await db
+    .select({ unreadable: isNotNull(deliveries.holdReason), n: count() })
+    .from(deliveries)
+    .where(eq(deliveries.status, "held"))
+    .groupBy(isNotNull(deliveries.holdReason));
+  return {
+    disabled: rows.find((r) => !r.unreadable)?.n ?? 0,
+    secret: rows.find((r) => r.unreadable)?.n ?? 0,
+  };
 }
 
 /** Destinations that are disabled or failing, at most {@link MAX_DESTINATION_SERIES}. */
@@ -189,6 +201,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
     name: `${P}deliveries_held_back_total`,
     help: "Delivery jobs sent back to wait without an attempt: destination at its in-flight cap, or breaker open.",
     labelNames: ["reason"] as const,
+    registers,
+  });
+
+  const secretUnreadable = new Counter({
+    name: `${P}secrets_unreadable_total`,
+    help: "Deliveries held because a stored secret did not open with SECRETS_KEY (no attempt spent); see the log for the key id needed.",
+    registers,
+  });
+  const outcomesDropped = new Counter({
+    name: `${P}attempt_outcomes_dropped_total`,
+    help: "Attempt outcomes that could not be stored even without their response excerpt; those deliveries are attempted again when their lease lapses.",
     registers,
   });
 
@@ -277,12 +300,23 @@ export function createMetrics(sources: MetricsSources): Metrics {
     async collect() {
       const { held } = await snapshot();
       if (held !== undefined) {
-        this.set(held);
+        this.set(held.disabled);
         return;
       }
       // No sample rather than a 0 that would read as "nothing held".
       this.reset();
       this.remove({});
+    },
+  });
+  new Gauge({
+    name: `${P}deliveries_held_secret_unreadable`,
+    help: "Deliveries held because a stored secret does not open with the configured SECRETS_KEY; they go out once the key that sealed it is configured.",
+    registers,
+    async collect() {
+      const { held } = await snapshot();
+      this.reset();
+      if (held !== undefined) this.set(held.secret);
+      else this.remove({});
     },
   });
   new Gauge({
@@ -328,6 +362,12 @@ export function createMetrics(sources: MetricsSources): Metrics {
       },
       heldBack(reason) {
         heldBack.inc({ reason });
+      },
+      secretUnreadable() {
+        secretUnreadable.inc();
+      },
+      outcomeDropped() {
+        outcomesDropped.inc();
       },
     },
   };

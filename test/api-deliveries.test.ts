@@ -116,9 +116,11 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
       "created_at",
       "delivered_at",
       "event",
+      "held_reason",
       "http_status",
       "id",
       "idempotency_key",
+      "last_error",
       "next_attempt_at",
       "status",
     ]);

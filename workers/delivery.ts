@@ -1,10 +1,11 @@
-import { UnrecoverableError, Worker } from "bullmq";
+import { Worker } from "bullmq";
 import { CLAIM_LEASE_MS, runDeliveryJob } from "../src/delivery/attempt.ts";
 import { ClaimBatcher } from "../src/delivery/claims.ts";
 import { DestinationGuard } from "../src/delivery/isolation.ts";
 import { deliveryOutbox } from "../src/delivery/queue.ts";
+import { SecretProblems } from "../src/delivery/secret-problems.ts";
+import { queueWaker } from "../src/delivery/waker.ts";
 import { AttemptWriter } from "../src/delivery/writer.ts";
-import { DecryptError } from "../src/errors.ts";
 import { type DeliveryJob, QUEUES } from "../src/jobs.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { OpenedSecrets } from "../src/secrets/cache.ts";
@@ -15,11 +16,19 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
   const log = rt.log.child({ worker: "delivery" });
   const { options, connection } = workerOptions(rt, rt.config.deliveryConcurrency);
   const writer = new AttemptWriter(rt.database.db, {
-    onError: (err, lost) =>
-      log.error(
-        { err: (err as Error).message, outcomes: lost },
-        "attempt outcomes not written; their deliveries are attempted again when their lease lapses",
+    onUnavailable: (err, outcomes) =>
+      log.warn(
+        { err: err instanceof Error ? err.message : String(err), outcomes },
+        "attempt outcomes wait for Postgres; they are kept and written when it answers",
       ),
+    onAvailable: () => log.info("attempt outcomes are written again"),
+    onDropped: (err, delivery) => {
+      rt.metrics.delivery.outcomeDropped();
+      log.error(
+        { err: err instanceof Error ? err.message : String(err), delivery },
+        "attempt outcome could not be stored; the delivery is attempted again when its lease lapses",
+      );
+    },
   });
   const deps = {
     db: rt.database.db,
@@ -37,25 +46,18 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
     retrySchedule: rt.config.retrySchedule,
     disableAfterMs: rt.config.disableAfterMs,
     metrics: rt.metrics.delivery,
+    waker: queueWaker(rt.deliveryQueue, log),
+    secretProblems: new SecretProblems(log),
   };
   const worker = new Worker<DeliveryJob>(
     QUEUES.delivery,
-    async (job, token) => {
-      try {
-        return await runDeliveryJob(deps, job, token);
-      } catch (err) {
-        // A secret that does not open will not open on a quick retry either; the sweeper picks the delivery
-        // up again after its claim lapses, which is when a corrected SECRETS_KEY takes effect.
-        if (err instanceof DecryptError) throw new UnrecoverableError(err.message);
-        throw err;
-      }
-    },
+    (job, token) => runDeliveryJob(deps, job, token),
     options,
   );
   worker.on("failed", (job, err) => log.error({ job: job?.id, err: err.message }, "delivery job error"));
   worker.on("error", (err) => log.error({ err: err.message }, "delivery worker error"));
   return {
-    outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue),
+    outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue, rt.box.keyIds()),
     async close() {
       await worker.close();
       await writer.close();

@@ -40,14 +40,15 @@ export function evaluationOutbox(db: Db, queue: EvaluationQueue): OutboxSource {
   return {
     name: "evaluations",
     queue,
-    async list(after, limit, dueBefore): Promise<OutboxRef[]> {
-      const rows = await listUnevaluated(db, after, limit, dueBefore);
+    async list(after, limit, overdueMs): Promise<OutboxRef[]> {
+      const rows = await listUnevaluated(db, after, limit, overdueMs);
       return rows.map((r) => ({
         id: r.id,
         jobId: evaluationJobId(r.id, r.version),
         name: EVALUATION_JOB_NAME,
         data: { r: r.id, v: r.version } satisfies EvaluationJob,
-        runAt: r.updatedAt,
+        // An unevaluated record is due at once.
+        delayMs: 0,
       }));
     },
   };

@@ -111,6 +111,8 @@ export const automationWebhooks = pgTable(
 );
 
 export type DeliveryStatus = "pending" | "held" | "delivered" | "failed";
+/** Why a delivery is held besides its destination being disabled. */
+export type HoldReason = "secret_unreadable";
 
 /**
  * The outbox: one row per delivery, the source of truth. Redis only holds a cache of which of these are due.
@@ -140,6 +142,15 @@ export const deliveries = pgTable(
      * `next_attempt_at` so claiming a row can be a HOT update that touches no index.
      */
     leasedUntil: timestamp("leased_until", { withTimezone: true }),
+    /**
+     * Names the claim the current lease belongs to: an outcome applies only while its claim is the current
+     * one, so an attempt whose lease lapsed (and was claimed again) cannot overwrite the newer attempt's state.
+     */
+    claimToken: text("claim_token"),
+    /** `attempt_count` when the current retry schedule began: 0, or where a `recover` restarted it. */
+    scheduleStart: integer("schedule_start").notNull().default(0),
+    /** Why a `held` delivery waits: null while its destination is disabled, `secret_unreadable` for a key problem. */
+    holdReason: text("hold_reason").$type<HoldReason>(),
     /** Bumped by a manual retry so that an older queued job for this delivery does nothing. */
     generation: integer("generation").notNull().default(0),
     lastHttpStatus: integer("last_http_status"),

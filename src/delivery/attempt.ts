@@ -8,31 +8,35 @@ import {
   healthEventDeliveries,
   mayChangeHealth,
 } from "../destinations/health.ts";
-import { OutboundError } from "../errors.ts";
+import { DecryptError, OutboundError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import type { DeliveryMetrics } from "../metrics.ts";
 import { ATTEMPT_TIMEOUT_MS, type OutboundClient } from "../outbound/http.ts";
+import { SecretBox } from "../secrets/box.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import type { SigningKeys } from "../signing/headers.ts";
 import type { ClaimBatcher } from "./claims.ts";
 import type { DestinationGuard } from "./isolation.ts";
-import { type AttemptRecord, type ClaimedDelivery, insertDeliveries, whyUnclaimable } from "./outbox.ts";
+import {
+  type AttemptRecord,
+  type ClaimedDelivery,
+  insertDeliveries,
+  unclaim,
+  whyUnclaimable,
+} from "./outbox.ts";
 import { type DeliveryQueue, queueDeliveries } from "./queue.ts";
 import { deliveryHeaders, maskSecrets } from "./request.ts";
 import { parseRetryAfter, retryDelayMs } from "./schedule.ts";
-import type { AttemptOutcome, AttemptWriter } from "./writer.ts";
+import type { SecretProblems } from "./secret-problems.ts";
+import type { JobWaker } from "./waker.ts";
+import type { AttemptWriter } from "./writer.ts";
 
 /** How far a claim pushes the next attempt time: well past one attempt, so only a dead worker's claim lapses. */
 export const CLAIM_LEASE_MS = 30_000;
 /** Bytes of response body stored with an attempt. */
 export const EXCERPT_BYTES = 2048;
-/**
- * BullMQ priority of retries. Jobs without a priority are always taken before prioritized ones, so first
- * attempts never wait behind a wall of retries that came due together.
- */
-export const RETRY_PRIORITY = 10;
 
 export interface AttemptDeps {
   db: Db;
@@ -50,6 +54,10 @@ export interface AttemptDeps {
   disableAfterMs: number;
   /** Where attempt outcomes and held-back jobs are counted; none when left out. */
   metrics?: DeliveryMetrics;
+  /** Wakes jobs that wait for a destination's free slot. */
+  waker: JobWaker;
+  /** Where secrets that do not open are reported (a log line a minute). */
+  secretProblems: SecretProblems;
 }
 
 /** What one attempt ended with, as the history stores it. */
@@ -97,8 +105,23 @@ function capOf(db: Db, webhookId: string): number | null | Promise<number | null
 }
 
 /** A little randomness so jobs held back together do not all come back in the same millisecond. */
-function jittered(at: number, spreadMs: number): number {
-  return Math.round(at + Math.random() * spreadMs);
+function jittered(waitMs: number, spreadMs: number): number {
+  return Date.now() + Math.round(waitMs + Math.random() * spreadMs);
+}
+
+/**
+ * Moves the job to BullMQ's delayed set for `waitMs` and throws the DelayedError BullMQ expects for that
+ * move. Waits reach here as durations measured on the database's or Redis's clock; only here do they
+ * become a time on this worker's clock, so a worker whose clock is off neither sleeps too long nor spins.
+ */
+async function waitFor(
+  job: Job<DeliveryJob>,
+  token: string | undefined,
+  waitMs: number,
+  spreadMs = 0,
+): Promise<never> {
+  await job.moveToDelayed(jittered(waitMs, spreadMs), token);
+  throw new DelayedError();
 }
 
 /**
@@ -116,11 +139,11 @@ export async function runDeliveryJob(
   token: string | undefined,
 ): Promise<string> {
   const { d: id, g: generation, w: webhookId } = job.data;
-  const admission = await deps.guard.acquire(webhookId, id, await capOf(deps.db, webhookId));
+  const cap = await capOf(deps.db, webhookId);
+  const admission = await deps.guard.acquire(webhookId, id, cap, undefined, job.id);
   if (!admission.admitted) {
     deps.metrics?.heldBack(admission.reason);
-    await job.moveToDelayed(jittered(admission.retryAt, admission.reason === "open" ? 2000 : 100), token);
-    throw new DelayedError();
+    await waitFor(job, token, admission.waitMs, admission.reason === "open" ? 2000 : 1000);
   }
   let healthy: boolean | undefined;
   try {
@@ -128,44 +151,65 @@ export async function runDeliveryJob(
     if (!claimed) {
       const why = await whyUnclaimable(deps.db, id, generation);
       if (why.kind !== "wait") return why.kind;
-      await job.moveToDelayed(why.until.getTime(), token);
-      throw new DelayedError();
+      return await waitFor(job, token, why.delayMs);
     }
     knownCaps.set(webhookId, claimed.maxInFlight);
-    const { attempt, retryAfterS } = await send(deps, claimed);
+    let sent: Sent;
+    try {
+      sent = await send(deps, claimed);
+    } catch (err) {
+      if (!(err instanceof DecryptError)) throw err;
+      await holdUnreadable(deps, claimed, err);
+      return "held";
+    }
+    const { attempt, retryAfterS } = sent;
     // A destination that answers, even with a 4xx, is up; 5xx, 429 and no answer at all count against it.
     const status = attempt.httpStatus;
     healthy = status !== null && status < 500 && status !== 429;
     const ok = status !== null && status >= 200 && status < 300;
-    const outcome: AttemptOutcome = ok
-      ? { status: "delivered" }
-      : attempt.attemptNumber >= claimed.maxAttempts
-        ? { status: "failed" }
-        : {
-            status: "pending",
-            retryAt: new Date(
-              Date.now() + retryDelayMs(deps.retrySchedule, attempt.attemptNumber, retryAfterS),
-            ),
-          };
+    const exhausted = !ok && attempt.attemptNumber >= claimed.maxAttempts;
+    const retryInMs = retryDelayMs(
+      deps.retrySchedule,
+      attempt.attemptNumber - claimed.scheduleStart,
+      retryAfterS,
+    );
     deps.metrics?.attempt(
-      outcome.status === "pending" ? "retry" : outcome.status,
+      ok ? "delivered" : exhausted ? "failed" : "retry",
       // Either a status arrived (counted by class) or the error kind says why none did.
       attempt.errorKind ?? `${Math.floor((status ?? 0) / 100)}xx`,
       attempt.durationMs / 1000,
     );
-    await deps.writer.accept(attempt, generation, outcome);
+    await deps.writer.accept(attempt, { token: claimed.claimToken, generation }, { ok, retryInMs });
     await trackHealth(deps, claimed, ok, attempt);
-    if (outcome.status === "failed") {
+    if (ok) return "delivered";
+    if (exhausted) {
       deps.log.warn({ delivery: id, attempts: attempt.attemptNumber }, "delivery failed: attempts exhausted");
+      return "failed";
     }
-    if (outcome.status !== "pending") return outcome.status;
-    await job.changePriority({ priority: RETRY_PRIORITY });
-    await job.moveToDelayed(outcome.retryAt.getTime(), token);
-    throw new DelayedError();
+    // Retries queue in due-time order with everything else: a priority would starve them under a steady
+    // flow of first attempts, since BullMQ takes no prioritized job while unprioritized ones wait.
+    return await waitFor(job, token, retryInMs);
   } finally {
-    if (healthy === undefined) await deps.guard.cancel(webhookId, id);
-    else await deps.guard.release(webhookId, id, healthy);
+    const wake =
+      healthy === undefined
+        ? await deps.guard.cancel(webhookId, id, cap)
+        : (await deps.guard.release(webhookId, id, healthy, undefined, cap)).wake;
+    if (wake.length > 0) deps.waker.wake(wake);
   }
+}
+
+/**
+ * A secret that does not open is the operator's mistake (a wrong or missing SECRETS_KEY), not the
+ * destination's: the delivery is held with that reason, no attempt is spent, health and breakers are left
+ * alone, and it goes out by itself once the right key is configured (see releaseSecretHeld).
+ */
+async function holdUnreadable(deps: AttemptDeps, claimed: ClaimedDelivery, err: DecryptError): Promise<void> {
+  await unclaim(deps.db, claimed.id, claimed.claimToken, {
+    reason: "secret_unreadable",
+    error: `secret_unreadable: ${err.message}`,
+  });
+  deps.metrics?.secretUnreadable();
+  deps.secretProblems.report(SecretBox.keyIdOf(claimed.signingSecretSealed), err);
 }
 
 /** Opens the destination's secrets, signs and sends one attempt, and describes what happened. */
@@ -186,7 +230,7 @@ async function send(deps: AttemptDeps, claimed: ClaimedDelivery): Promise<Sent> 
   const headers = deliveryHeaders(claimed, { credential, signing }, Math.floor(startedAt.getTime() / 1000));
   const attempt: AttemptRecord = {
     deliveryId: claimed.id,
-    attemptNumber: claimed.attemptCount + 1,
+    attemptNumber: claimed.attemptNumber,
     startedAt,
     durationMs: 0,
     httpStatus: null,

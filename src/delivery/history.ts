@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, gte, lt } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type DeliveryStatus, deliveries, deliveryAttempts } from "../db/schema.ts";
+import { type DeliveryStatus, deliveries, deliveryAttempts, type HoldReason } from "../db/schema.ts";
 import type { AttemptRecord } from "./outbox.ts";
 
 /** One line of a destination's delivery history. */
@@ -11,6 +11,10 @@ export interface DeliverySummary {
   attemptCount: number;
   /** The status code of the last attempt; null before the first or when it got no answer. */
   lastHttpStatus: number | null;
+  /** Why the last attempt failed (`kind: message`, or the hold's reason); null after a success. */
+  lastError: string | null;
+  /** Why a held delivery waits when it is not its destination being disabled (`secret_unreadable`). */
+  holdReason: HoldReason | null;
   idempotencyKey: string;
   createdAt: Date;
   deliveredAt: Date | null;
@@ -40,6 +44,8 @@ const summaryColumns = {
   status: deliveries.status,
   attemptCount: deliveries.attemptCount,
   lastHttpStatus: deliveries.lastHttpStatus,
+  lastError: deliveries.lastError,
+  holdReason: deliveries.holdReason,
   idempotencyKey: deliveries.idempotencyKey,
   createdAt: deliveries.createdAt,
   deliveredAt: deliveries.deliveredAt,

@@ -8,7 +8,10 @@ import type { Redis } from "ioredis";
  * - a circuit breaker per destination: after `failureThreshold` failures in a row it opens for a
  *   cool-down, then lets one probe through; a successful probe closes it, a failed one reopens it for
  *   twice as long (up to `maxCooldownMs`).
- * A job turned away by either waits (delayed), spends no attempt, and holds no worker slot meanwhile.
+ * A job turned away by either waits (delayed), spends no attempt, and holds no worker slot meanwhile. It is
+ * remembered as waiting for its destination and woken when a slot frees (or the breaker closes), with its own
+ * timer as the fallback, so held-back work does not poll. All times are Redis's own (`TIME`), so workers whose
+ * clocks disagree still share one cap and one breaker.
  */
 export interface IsolationSettings {
   /** Attempts in flight per destination across all workers. Default 16. */
@@ -33,39 +36,73 @@ export const DEFAULT_ISOLATION: IsolationSettings = {
 
 export type Admission =
   | { admitted: true; probe: boolean }
-  | { admitted: false; retryAt: number; reason: "cap" | "open" };
+  | {
+      admitted: false;
+      /** When to look again at the latest, on the guard's clock (Redis `TIME`, or the `now` given). */
+      retryAt: number;
+      /** The same as a wait from now, in ms: what a worker turns into a delay on its own clock. */
+      waitMs: number;
+      reason: "cap" | "open";
+    };
 
 export type BreakerState = "closed" | "open" | "half-open";
 
-// KEYS: 1 in-flight zset, 2 breaker hash. ARGV: now, leaseMs, cap, token.
-// Returns {1, probe} when admitted, {0, retryAt, reason} when not.
-const ACQUIRE = `
+/**
+ * How long a job turned away by a full destination sleeps at most, in ms. It is normally woken sooner, when
+ * a slot frees (see {@link DestinationGuard.release}); this is the fallback for a wake-up that was missed.
+ */
+export const CAP_WAIT_MS = 5000;
+/** Most jobs remembered as waiting for one destination; those past it rely on their own timer. */
+const MAX_WAITERS = 10_000;
+
+// Every script reads the time from Redis itself unless a test passes one (ARGV[1] not empty): leases and
+// breaker windows then mean the same thing to every worker, whatever its own clock says.
+const NOW = `
 local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+// Wakes jobs waiting for this destination, as many as it has free slots (at most 16 per call), oldest first.
+const WAKE = `
+local function wake(cap)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local free = math.min(16, cap - redis.call('ZCARD', KEYS[1]))
+  if free <= 0 then return {} end
+  local woken = redis.call('ZPOPMIN', KEYS[3], free)
+  local ids = {}
+  for i = 1, #woken, 2 do ids[#ids + 1] = woken[i] end
+  return ids
+end
+`;
+
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset. ARGV: now, leaseMs, cap, token, waiter job id.
+// Returns {1, probe} when admitted, {0, retryAt, reason, now} when not.
+const ACQUIRE = `${NOW}
 local lease = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
-local b = redis.call('HMGET', KEYS[2], 'open_until', 'probe_until', 'full_since')
+local function wait(untilAt, reason)
+  if ARGV[5] ~= '' then
+    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[5])
+    redis.call('ZREMRANGEBYRANK', KEYS[3], ${MAX_WAITERS}, -1)
+    redis.call('PEXPIRE', KEYS[3], 600000)
+  end
+  return {0, untilAt, reason, now}
+end
+local b = redis.call('HMGET', KEYS[2], 'open_until', 'probe_until')
 local openUntil = tonumber(b[1] or '0') or 0
 local probeUntil = tonumber(b[2] or '0') or 0
-if openUntil > now then return {0, openUntil, 'open'} end
+if openUntil > now then return wait(openUntil, 'open') end
 local probe = 0
 if openUntil > 0 then
-  if probeUntil > now then return {0, probeUntil, 'open'} end
+  if probeUntil > now then return wait(probeUntil, 'open') end
   probe = 1
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= cap then
-  -- The longer a destination stays full, the longer its waiting jobs sleep (100 ms up to 5 s), so a hung
-  -- destination's backlog does not keep cycling through the workers.
-  local since = tonumber(redis.call('HGET', KEYS[2], 'full_since') or '0') or 0
-  if since == 0 then
-    since = now
-    redis.call('HSET', KEYS[2], 'full_since', now)
-    redis.call('PEXPIRE', KEYS[2], lease * 20)
-  end
-  local wait = math.min(5000, math.max(100, math.floor((now - since) / 2)))
-  return {0, now + wait, 'cap'}
-end
-if b[3] then redis.call('HDEL', KEYS[2], 'full_since') end
+if redis.call('ZCARD', KEYS[1]) >= cap then return wait(now + ${CAP_WAIT_MS}, 'cap') end
+if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[5]) end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], lease * 2)
 if probe == 1 then
@@ -74,14 +111,15 @@ end
 return {1, probe}
 `;
 
-// KEYS: 1 in-flight zset, 2 breaker hash. ARGV: now, token, ok (1/0), threshold, cooldown, maxCooldown, ttl.
-// Returns the breaker state after the outcome: 0 closed, 1 open.
-const RELEASE = `
-local now = tonumber(ARGV[1])
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset.
+// ARGV: now, token, ok (1/0), threshold, cooldown, maxCooldown, ttl, cap.
+// Returns {breaker state after the outcome (0 closed, 1 open), job ids to wake...}.
+const RELEASE = `${NOW}${WAKE}
 redis.call('ZREM', KEYS[1], ARGV[2])
+local cap = tonumber(ARGV[8])
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[2])
-  return 0
+  return {0, unpack(wake(cap))}
 end
 local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
 local b = redis.call('HMGET', KEYS[2], 'open_until', 'cooldown')
@@ -100,30 +138,37 @@ elseif openUntil > now then
   result = 1
 end
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))
-return result
+if result == 1 then return {1} end
+return {0, unpack(wake(cap))}
 `;
 
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset. ARGV: now, token, cap. Returns job ids to wake.
+const CANCEL = `${NOW}${WAKE}
+redis.call('ZREM', KEYS[1], ARGV[2])
+local openUntil = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0') or 0
+if openUntil > now then return {} end
+return wake(tonumber(ARGV[3]))
+`;
+
+// KEYS: 1 breaker hash. ARGV: now. Returns {open_until, now}.
+const STATE = `${NOW}
+return {tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0, now}
+`;
+
+type Arg = string | number;
+
 type IsolationRedis = Redis & {
-  esAcquire(
-    inflight: string,
-    breaker: string,
-    now: number,
-    lease: number,
-    cap: number,
-    token: string,
-  ): Promise<[number, number, string?]>;
-  esRelease(
-    inflight: string,
-    breaker: string,
-    now: number,
-    token: string,
-    ok: 0 | 1,
-    threshold: number,
-    cooldown: number,
-    maxCooldown: number,
-    ttl: number,
-  ): Promise<number>;
+  esAcquire(...args: Arg[]): Promise<[number, number, string?, number?]>;
+  esRelease(...args: Arg[]): Promise<[number, ...string[]]>;
+  esCancel(...args: Arg[]): Promise<string[]>;
+  esState(...args: Arg[]): Promise<[number, number]>;
 };
+
+/** What giving a slot back did: the breaker's state after it, and the waiting jobs to wake. */
+export interface Released {
+  breaker: BreakerState;
+  wake: string[];
+}
 
 export class DestinationGuard {
   private readonly redis: IsolationRedis;
@@ -135,72 +180,88 @@ export class DestinationGuard {
     this.settings = { ...DEFAULT_ISOLATION, ...settings };
     this.prefix = prefix;
     if (!("esAcquire" in redis)) {
-      redis.defineCommand("esAcquire", { numberOfKeys: 2, lua: ACQUIRE });
-      redis.defineCommand("esRelease", { numberOfKeys: 2, lua: RELEASE });
+      redis.defineCommand("esAcquire", { numberOfKeys: 3, lua: ACQUIRE });
+      redis.defineCommand("esRelease", { numberOfKeys: 3, lua: RELEASE });
+      redis.defineCommand("esCancel", { numberOfKeys: 3, lua: CANCEL });
+      redis.defineCommand("esState", { numberOfKeys: 1, lua: STATE });
     }
     this.redis = redis as IsolationRedis;
   }
 
-  private keys(webhookId: string): [string, string] {
-    return [`${this.prefix}:dest:${webhookId}:inflight`, `${this.prefix}:dest:${webhookId}:breaker`];
+  private keys(webhookId: string): [string, string, string] {
+    const base = `${this.prefix}:dest:${webhookId}`;
+    return [`${base}:inflight`, `${base}:breaker`, `${base}:waiting`];
   }
 
   /**
-   * Asks for a slot for one attempt. `token` identifies the lease (the delivery id); `maxInFlight`
-   * overrides the default cap for this destination.
+   * Asks for a slot for one attempt. `token` identifies the lease (the delivery id); `maxInFlight` overrides
+   * the default cap for this destination. A job turned away is remembered as `waiter` (its job id), to be
+   * woken by {@link release} when a slot frees. `now` (ms) replaces Redis's clock, for tests only.
    */
   async acquire(
     webhookId: string,
     token: string,
     maxInFlight?: number | null,
-    now = Date.now(),
+    now?: number,
+    waiter = "",
   ): Promise<Admission> {
-    const [inflight, breaker] = this.keys(webhookId);
-    const [ok, value, reason] = await this.redis.esAcquire(
-      inflight,
-      breaker,
-      now,
+    const [ok, value, reason, clock] = await this.redis.esAcquire(
+      ...this.keys(webhookId),
+      now ?? "",
       this.settings.leaseMs,
       maxInFlight ?? this.settings.maxInFlight,
       token,
+      waiter,
     );
     if (ok === 1) return { admitted: true, probe: value === 1 };
-    return { admitted: false, retryAt: value, reason: reason === "cap" ? "cap" : "open" };
+    return {
+      admitted: false,
+      retryAt: value,
+      waitMs: Math.max(0, value - (clock ?? value)),
+      reason: reason === "cap" ? "cap" : "open",
+    };
   }
 
   /**
    * Gives the slot back with the attempt's outcome. `ok` is false for outcomes that say the destination is
    * unwell (timeouts, network errors, 5xx, 429); a 4xx answer is a healthy endpoint refusing, so it counts
-   * as ok here. Returns the breaker state afterwards.
+   * as ok here. Returns the breaker state afterwards and the waiting jobs a freed slot should wake.
    */
-  async release(webhookId: string, token: string, ok: boolean, now = Date.now()): Promise<BreakerState> {
-    const [inflight, breaker] = this.keys(webhookId);
+  async release(
+    webhookId: string,
+    token: string,
+    ok: boolean,
+    now?: number,
+    maxInFlight?: number | null,
+  ): Promise<Released> {
     const s = this.settings;
-    const open = await this.redis.esRelease(
-      inflight,
-      breaker,
-      now,
+    const [open, ...wake] = await this.redis.esRelease(
+      ...this.keys(webhookId),
+      now ?? "",
       token,
       ok ? 1 : 0,
       s.failureThreshold,
       s.cooldownMs,
       s.maxCooldownMs,
       s.maxCooldownMs * 4,
+      maxInFlight ?? s.maxInFlight,
     );
-    return open === 1 ? "open" : "closed";
+    return { breaker: open === 1 ? "open" : "closed", wake };
   }
 
-  /** Gives a slot back without an outcome: the attempt never went out (the delivery was gone or not due). */
-  async cancel(webhookId: string, token: string): Promise<void> {
-    const [inflight] = this.keys(webhookId);
-    await this.redis.zrem(inflight, token);
+  /**
+   * Gives a slot back without an outcome: the attempt never went out (the delivery was gone or not due).
+   * Returns the waiting jobs to wake.
+   */
+  async cancel(webhookId: string, token: string, maxInFlight?: number | null): Promise<string[]> {
+    return this.redis.esCancel(...this.keys(webhookId), "", token, maxInFlight ?? this.settings.maxInFlight);
   }
 
-  /** The breaker's state now, for metrics and the API. */
-  async state(webhookId: string, now = Date.now()): Promise<BreakerState> {
+  /** The breaker's state now (by Redis's clock unless `now` is given), for metrics and the API. */
+  async state(webhookId: string, now?: number): Promise<BreakerState> {
     const [, breaker] = this.keys(webhookId);
-    const openUntil = Number((await this.redis.hget(breaker, "open_until")) ?? 0);
+    const [openUntil, clock] = await this.redis.esState(breaker, now ?? "");
     if (openUntil === 0) return "closed";
-    return openUntil > now ? "open" : "half-open";
+    return openUntil > clock ? "open" : "half-open";
   }
 }

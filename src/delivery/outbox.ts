@@ -1,6 +1,6 @@
-import { and, asc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type AuthType, deliveries, type SignatureScheme, webhooks } from "../db/schema.ts";
+import { type AuthType, deliveries, type HoldReason, type SignatureScheme, webhooks } from "../db/schema.ts";
 import { newId } from "../ids.ts";
 
 /** What a caller asks to deliver; the body is frozen as given. */
@@ -15,12 +15,18 @@ export interface NewDelivery {
   recordId?: string;
 }
 
+/**
+ * Milliseconds from the database's `now()` until the row is due (0 when due). Due times are kept and compared
+ * on the database clock only; a worker turns this into a delay on its own clock, so no two clocks are compared.
+ */
+export const dueInMs = sql<number>`greatest(0, ceil(extract(epoch from (${deliveries.nextAttemptAt} - now())) * 1000))::int`;
+
 /** The columns of a {@link QueuedRef}, for `returning` and `select`. */
 export const queuedRefColumns = {
   id: deliveries.id,
   webhookId: deliveries.webhookId,
   generation: deliveries.generation,
-  nextAttemptAt: deliveries.nextAttemptAt,
+  delayMs: dueInMs,
 };
 
 /** A delivery row as the queue needs it. */
@@ -29,7 +35,8 @@ export interface QueuedRef {
   /** The destination, so a worker can check its in-flight cap before touching Postgres. */
   webhookId: string;
   generation: number;
-  nextAttemptAt: Date;
+  /** How long until it is due, by the database clock, in ms. */
+  delayMs: number;
 }
 
 /**
@@ -70,16 +77,10 @@ export async function insertDeliveries(
     .insert(deliveries)
     .values(rows)
     .onConflictDoNothing({ target: deliveries.idempotencyKey })
-    .returning({
-      id: deliveries.id,
-      webhookId: deliveries.webhookId,
-      generation: deliveries.generation,
-      nextAttemptAt: deliveries.nextAttemptAt,
-      status: deliveries.status,
-    });
+    .returning({ ...queuedRefColumns, status: deliveries.status });
   const pending = inserted
     .filter((r) => r.status === "pending")
-    .map(({ id, webhookId, generation, nextAttemptAt }) => ({ id, webhookId, generation, nextAttemptAt }));
+    .map(({ id, webhookId, generation, delayMs }) => ({ id, webhookId, generation, delayMs }));
   return { pending, created: inserted.length };
 }
 
@@ -91,8 +92,13 @@ export interface ClaimedDelivery {
   eventType: string;
   idempotencyKey: string;
   payload: string;
-  attemptCount: number;
+  /** The number of this attempt: the claim counts it, so two attempts of one delivery never share a number. */
+  attemptNumber: number;
   maxAttempts: number;
+  /** Attempts made before the current retry schedule began (see `schedule_start`). */
+  scheduleStart: number;
+  /** Names this claim; the attempt's outcome applies only while it is still the delivery's claim. */
+  claimToken: string;
   url: string;
   authType: AuthType;
   authHeaderName: string | null;
@@ -109,9 +115,11 @@ export interface ClaimedDelivery {
 }
 
 /**
- * Claims due deliveries for one attempt each, in one statement: `leased_until` is set `leaseMs` ahead, so a
- * second job or the sweeper leaves a row alone while its attempt runs; if the worker dies, the lease simply
- * runs out. The lease lives outside the indexed `next_attempt_at`, so the claim is a heap-only update.
+ * Claims due deliveries for one attempt each, in one statement: `leased_until` is set `leaseMs` ahead and a
+ * fresh `claim_token` names the claim, so a second job or the sweeper leaves a row alone while its attempt
+ * runs, and if the worker dies the lease simply runs out. The claim also counts the attempt, so attempt
+ * numbers are unique per delivery even when a lapsed claim is claimed again. The lease lives outside the
+ * indexed `next_attempt_at`, so the claim is a heap-only update.
  * Returns the claimed rows by id; a delivery that is not due, not pending, superseded, leased or whose
  * destination is disabled is absent.
  */
@@ -122,19 +130,21 @@ export async function claimDeliveries(
 ): Promise<Map<string, ClaimedDelivery>> {
   if (wanted.length === 0) return new Map();
   const values = sql.join(
-    wanted.map((w) => sql`(${w.id}, ${w.generation}::int)`),
+    wanted.map((w) => sql`(${w.id}, ${w.generation}::int, ${newId("clm")})`),
     sql`, `,
   );
   const rows = await db.execute<Record<string, unknown>>(sql`
-    update deliveries d set leased_until = now() + make_interval(secs => ${leaseMs / 1000})
-    from webhooks w, (values ${values}) as c(id, generation)
+    update deliveries d set leased_until = now() + make_interval(secs => ${leaseMs / 1000}),
+      claim_token = c.token, attempt_count = d.attempt_count + 1
+    from webhooks w, (values ${values}) as c(id, generation, token)
     where d.id = c.id and d.generation = c.generation and d.status = 'pending'
       and d.next_attempt_at <= now() + interval '1 second'
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
-      d.max_attempts, w.url, w.auth_type, w.auth_header_name, w.credential_sealed, w.signing_secret_sealed,
-      w.signature_scheme, w.ed25519_secret_key_sealed, w.max_in_flight, w.failing_since,
+      d.max_attempts, d.schedule_start, d.claim_token, w.url, w.auth_type, w.auth_header_name,
+      w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
+      w.max_in_flight, w.failing_since,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
   const claimed = new Map<string, ClaimedDelivery>();
@@ -146,8 +156,10 @@ export async function claimDeliveries(
       eventType: r.event_type as string,
       idempotencyKey: r.idempotency_key as string,
       payload: r.payload as string,
-      attemptCount: r.attempt_count as number,
+      attemptNumber: r.attempt_count as number,
       maxAttempts: r.max_attempts as number,
+      scheduleStart: r.schedule_start as number,
+      claimToken: r.claim_token as string,
       url: r.url as string,
       authType: r.auth_type as AuthType,
       authHeaderName: r.auth_header_name as string | null,
@@ -163,16 +175,47 @@ export async function claimDeliveries(
   return claimed;
 }
 
+/**
+ * Gives a claim back without an attempt: the attempt count it took is returned and the lease cleared, and
+ * with `hold` the delivery is parked as `held` for that reason (a secret that does not open is the
+ * operator's to fix, not the receiver's). Only while `claimToken` is still the delivery's claim.
+ */
+export async function unclaim(
+  db: Executor,
+  id: string,
+  claimToken: string,
+  hold?: { reason: HoldReason; error: string },
+): Promise<void> {
+  await db
+    .update(deliveries)
+    .set({
+      attemptCount: sql`${deliveries.attemptCount} - 1`,
+      leasedUntil: null,
+      claimToken: null,
+      ...(hold ? { status: "held" as const, holdReason: hold.reason, lastError: hold.error } : {}),
+    })
+    .where(and(eq(deliveries.id, id), eq(deliveries.claimToken, claimToken)));
+}
+
 /** Why a delivery could not be claimed, so the worker knows whether to wait, hold or drop the job. */
-export type Unclaimable = { kind: "gone" } | { kind: "wait"; until: Date } | { kind: "held" };
+export type Unclaimable = { kind: "gone" } | { kind: "wait"; delayMs: number } | { kind: "held" };
+
+/**
+ * How long a job whose delivery is leased waits before looking again, in ms. A lease normally ends within
+ * milliseconds of its attempt (when the outcome commits); waiting out the whole 30 s lease would delay a
+ * manual retry or a woken job for nothing, and only a dead worker's lease runs its full length.
+ */
+export const LEASED_RECHECK_MS = 1000;
 
 export async function whyUnclaimable(db: Executor, id: string, generation: number): Promise<Unclaimable> {
   const [row] = await db
     .select({
       status: deliveries.status,
       generation: deliveries.generation,
-      nextAttemptAt: deliveries.nextAttemptAt,
-      leasedUntil: deliveries.leasedUntil,
+      dueInMs,
+      leasedForMs: sql<
+        number | null
+      >`ceil(extract(epoch from (${deliveries.leasedUntil} - now())) * 1000)::int`,
       enabled: webhooks.enabled,
     })
     .from(deliveries)
@@ -186,8 +229,9 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
       .where(and(eq(deliveries.id, id), eq(deliveries.status, "pending")));
     return { kind: "held" };
   }
-  const leased = row.leasedUntil?.getTime() ?? 0;
-  return { kind: "wait", until: new Date(Math.max(row.nextAttemptAt.getTime(), leased)) };
+  const leased = row.leasedForMs !== null && row.leasedForMs > 0;
+  const leaseWait = leased ? Math.min(row.leasedForMs as number, LEASED_RECHECK_MS) : 0;
+  return { kind: "wait", delayMs: Math.max(row.dueInMs, leaseWait) };
 }
 
 /** The outcome of one attempt, as stored in the history. */
@@ -202,12 +246,15 @@ export interface AttemptRecord {
   responseExcerpt: string | null;
 }
 
-/** Pending deliveries in id order after `afterId`, optionally only those overdue before `dueBefore`. */
+/**
+ * Pending deliveries in id order after `afterId`; with `overdueMs`, only those due more than that long ago
+ * by the database clock.
+ */
 export async function listPending(
   db: Executor,
   afterId: string,
   limit: number,
-  dueBefore?: Date,
+  overdueMs?: number,
 ): Promise<QueuedRef[]> {
   return db
     .select(queuedRefColumns)
@@ -216,7 +263,9 @@ export async function listPending(
       and(
         eq(deliveries.status, "pending"),
         gt(deliveries.id, afterId),
-        dueBefore ? lt(deliveries.nextAttemptAt, dueBefore) : undefined,
+        overdueMs === undefined
+          ? undefined
+          : sql`${deliveries.nextAttemptAt} < now() - make_interval(secs => ${overdueMs / 1000})`,
         // A leased row has an attempt running (or a dead worker's claim that has yet to lapse).
         sql`(${deliveries.leasedUntil} is null or ${deliveries.leasedUntil} < now())`,
       ),
@@ -225,27 +274,93 @@ export async function listPending(
     .limit(limit);
 }
 
+/** How many held rows one release statement turns back into pending ones. */
+export const RELEASE_BATCH = 500;
+
 /**
- * Turns `held` deliveries of enabled destinations back into due `pending` ones: what an admin's enable
- * releases, and what the sweeper catches if an insert raced with an enable. `webhookId` limits it to one.
+ * Turns up to `limit` `held` deliveries of enabled destinations (held because their destination was
+ * disabled) back into pending ones, due now: what an admin's enable releases, and what the sweeper catches if
+ * an insert raced with an enable. Each gets a new generation, so it is queued as a new job whatever old
+ * delayed job of it Redis still has. `webhookId` limits it to one destination. Callers repeat it until it
+ * returns fewer than `limit` rows, queueing each batch as it comes.
  */
-export async function releaseHeld(db: Executor, webhookId?: string): Promise<QueuedRef[]> {
-  return db
-    .update(deliveries)
-    .set({ status: "pending", nextAttemptAt: sql`now()` })
+export async function releaseHeld(
+  db: Executor,
+  webhookId?: string,
+  limit = RELEASE_BATCH,
+): Promise<QueuedRef[]> {
+  const batch = db
+    .select({ id: deliveries.id })
+    .from(deliveries)
     .where(
       and(
         eq(deliveries.status, "held"),
+        isNull(deliveries.holdReason),
         webhookId ? eq(deliveries.webhookId, webhookId) : undefined,
         sql`${deliveries.webhookId} in (select id from webhooks where enabled)`,
       ),
     )
+    .limit(limit)
+    .for("update", { skipLocked: true });
+  return db
+    .update(deliveries)
+    .set({ status: "pending", nextAttemptAt: sql`now()`, generation: sql`${deliveries.generation} + 1` })
+    .where(and(inArray(deliveries.id, batch), eq(deliveries.status, "held")))
     .returning(queuedRefColumns);
 }
 
 /**
- * Makes a delivery due now for one more attempt, whatever its status: a new generation so any job still
- * queued for it does nothing, and one attempt more than it has made. Scoped to `webhookId`.
+ * Releases up to `limit` deliveries held because a secret did not open, whose destination's secrets are
+ * sealed under a key this process now has (`keyIds`): once the right SECRETS_KEY is configured they go out
+ * by themselves, with the attempt the failed opening never spent.
+ */
+export async function releaseSecretHeld(
+  db: Executor,
+  keyIds: string[],
+  limit = RELEASE_BATCH,
+): Promise<QueuedRef[]> {
+  const keyId = (column: string) => sql`split_part(${sql.raw(column)}, '.', 2)`;
+  const openable = (column: string) =>
+    sql`(${sql.raw(column)} is null or ${keyId(column)} in (${sql.join(
+      keyIds.map((k) => sql`${k}`),
+      sql`, `,
+    )}))`;
+  const batch = sql`select d.id from deliveries d join webhooks w on w.id = d.webhook_id
+    where d.status = 'held' and d.hold_reason = 'secret_unreadable' and w.enabled
+      and ${openable("w.signing_secret_sealed")} and ${openable("w.credential_sealed")}
+      and ${openable("w.ed25519_secret_key_sealed")}
+    limit ${limit} for update of d skip locked`;
+  return db
+    .update(deliveries)
+    .set({
+      status: "pending",
+      holdReason: null,
+      nextAttemptAt: sql`now()`,
+      generation: sql`${deliveries.generation} + 1`,
+    })
+    .where(and(sql`${deliveries.id} in (${batch})`, eq(deliveries.status, "held")))
+    .returning(queuedRefColumns);
+}
+
+/** How many deliveries wait for a secret that does not open, and the key ids their secrets need. */
+export async function secretHeldSummary(db: Executor): Promise<{ count: number; keyIds: string[] }> {
+  const rows = await db.execute<{ key_id: string; n: number }>(sql`
+    select split_part(w.signing_secret_sealed, '.', 2) as key_id, count(*)::int as n
+    from deliveries d join webhooks w on w.id = d.webhook_id
+    where d.status = 'held' and d.hold_reason = 'secret_unreadable'
+    group by 1`);
+  return {
+    count: rows.reduce((n, r) => n + Number(r.n), 0),
+    keyIds: rows.map((r) => r.key_id),
+  };
+}
+
+/**
+ * Makes a delivery due now for one more attempt, whatever its status, scoped to `webhookId`. A new
+ * generation, so any job still queued for it does nothing. A pending delivery keeps the rest of its
+ * schedule (it gets at least one more attempt, never fewer than it had); a delivered or failed one gets one
+ * attempt. An attempt in flight keeps its lease: the new job waits for it to end, so the two never run side
+ * by side, and its outcome still counts.
  */
 export async function retryNow(
   db: Executor,
@@ -258,9 +373,9 @@ export async function retryNow(
       status: sql`case when ${deliveries.status} = 'held' then 'held' else 'pending' end`,
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
-      maxAttempts: sql`${deliveries.attemptCount} + 1`,
-      // An attempt of the old generation may still run; its outcome no longer applies, so it holds nothing.
-      leasedUntil: null,
+      maxAttempts: sql`case when ${deliveries.status} in ('pending', 'held')
+        then greatest(${deliveries.maxAttempts}, ${deliveries.attemptCount} + 1)
+        else ${deliveries.attemptCount} + 1 end`,
     })
     .where(and(eq(deliveries.id, deliveryId), eq(deliveries.webhookId, webhookId)))
     .returning(queuedRefColumns);

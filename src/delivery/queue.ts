@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
 import { type DeliveryJob, deliveryJobId, QUEUES } from "../jobs.ts";
 import type { OutboxRef, OutboxSource } from "../queue/sweeper.ts";
-import { listPending, type QueuedRef, releaseHeld } from "./outbox.ts";
+import { listPending, type QueuedRef, RELEASE_BATCH, releaseHeld, releaseSecretHeld } from "./outbox.ts";
 
 export type DeliveryQueue = Queue<DeliveryJob>;
 
@@ -30,41 +30,58 @@ export function openDeliveryQueue(connection: Redis, prefix: string): DeliveryQu
 }
 
 /**
- * Queues one job per delivery, delayed to its next attempt time. Adding a job id that exists is a no-op
- * in BullMQ, so calling this twice for the same rows is safe.
+ * Queues one job per delivery, delayed until it is due. Adding a job id that exists is a no-op in BullMQ,
+ * so calling this twice for the same rows is safe.
  */
-export async function queueDeliveries(
-  queue: DeliveryQueue,
-  refs: QueuedRef[],
-  now = Date.now(),
-): Promise<void> {
+export async function queueDeliveries(queue: DeliveryQueue, refs: QueuedRef[]): Promise<void> {
   if (refs.length === 0) return;
   await queue.addBulk(
     refs.map((r) => ({
       name: DELIVERY_JOB_NAME,
       data: { d: r.id, g: r.generation, w: r.webhookId },
-      opts: { jobId: deliveryJobId(r.id, r.generation), delay: Math.max(0, r.nextAttemptAt.getTime() - now) },
+      opts: { jobId: deliveryJobId(r.id, r.generation), delay: r.delayMs },
     })),
   );
 }
 
-/** The deliveries outbox as the sweeper sees it: pending rows, and held rows an enable released. */
-export function deliveryOutbox(db: Db, queue: DeliveryQueue): OutboxSource {
+/**
+ * Releases a batch at a time with `release` (one bounded statement each) and queues each batch as it
+ * comes, until a batch comes back short. Returns how many were released.
+ */
+export async function releaseInBatches(
+  queue: DeliveryQueue,
+  release: () => Promise<QueuedRef[]>,
+  batch = RELEASE_BATCH,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const refs = await release();
+    await queueDeliveries(queue, refs);
+    total += refs.length;
+    if (refs.length < batch) return total;
+  }
+}
+
+/**
+ * The deliveries outbox as the sweeper sees it: pending rows; held rows of destinations that are enabled
+ * again (an insert that raced with an enable, or an enable whose releases were cut short); and rows held
+ * for a secret that this process's keys (`keyIds`) can now open.
+ */
+export function deliveryOutbox(db: Db, queue: DeliveryQueue, keyIds: string[]): OutboxSource {
   const toRef = (r: QueuedRef): OutboxRef => ({
     id: r.id,
     jobId: deliveryJobId(r.id, r.generation),
     name: DELIVERY_JOB_NAME,
     data: { d: r.id, g: r.generation, w: r.webhookId } satisfies DeliveryJob,
-    runAt: r.nextAttemptAt,
+    delayMs: r.delayMs,
   });
   return {
     name: "deliveries",
     queue,
-    list: async (after, limit, dueBefore) => (await listPending(db, after, limit, dueBefore)).map(toRef),
+    list: async (after, limit, overdueMs) => (await listPending(db, after, limit, overdueMs)).map(toRef),
     async repair() {
-      const released = await releaseHeld(db);
-      await queueDeliveries(queue, released);
-      return released.length;
+      const held = await releaseInBatches(queue, () => releaseHeld(db));
+      return held + (await releaseInBatches(queue, () => releaseSecretHeld(db, keyIds)));
     },
   };
 }

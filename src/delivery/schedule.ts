@@ -1,14 +1,14 @@
-/** Longest wait a receiver's `Retry-After` can ask for, in seconds. */
+/** Longest a receiver's `Retry-After` can lengthen a wait to, in seconds. */
 export const MAX_RETRY_AFTER_S = 3600;
-/** Shortest wait, so a `Retry-After: 0` cannot turn retries into a hot loop. */
-export const MIN_RETRY_AFTER_S = 1;
 /** Each wait is scaled by a random factor in [1 - JITTER, 1 + JITTER] so retries of one outage spread out. */
 export const JITTER = 0.2;
 
 /**
- * Milliseconds to wait after failed attempt number `attempt` (1-based). `schedule[i]` is the wait after
- * attempt i+1, in seconds. A `Retry-After` from a 429 or 503 replaces the scheduled wait, bounded to
- * [{@link MIN_RETRY_AFTER_S}, {@link MAX_RETRY_AFTER_S}].
+ * Milliseconds to wait after failed attempt number `attempt` of the current schedule (1-based: the first
+ * attempt after the schedule began, see `schedule_start`). `schedule[i]` is the wait after attempt i+1, in
+ * seconds; past its end the last wait repeats. A `Retry-After` from a 429 or 503 may lengthen the wait, up
+ * to twice the scheduled one and at most {@link MAX_RETRY_AFTER_S}, and never shortens it: a receiver can
+ * neither make a delivery give up sooner than its schedule would nor multiply its attempts.
  */
 export function retryDelayMs(
   schedule: readonly number[],
@@ -16,12 +16,12 @@ export function retryDelayMs(
   retryAfterS?: number,
   random: () => number = Math.random,
 ): number {
-  if (retryAfterS !== undefined) {
-    return Math.round(Math.min(MAX_RETRY_AFTER_S, Math.max(MIN_RETRY_AFTER_S, retryAfterS)) * 1000);
-  }
-  const base = schedule[Math.min(attempt, schedule.length) - 1] ?? 0;
+  const base = schedule[Math.min(Math.max(attempt, 1), schedule.length) - 1] ?? 0;
   const factor = 1 - JITTER + 2 * JITTER * random();
-  return Math.round(base * 1000 * factor);
+  const scheduled = Math.round(base * 1000 * factor);
+  if (retryAfterS === undefined) return scheduled;
+  const asked = Math.min(retryAfterS * 1000, 2 * scheduled, MAX_RETRY_AFTER_S * 1000);
+  return Math.max(scheduled, Math.round(asked));
 }
 
 /** Parses `Retry-After` as delta-seconds or an HTTP date; `undefined` when absent or unreadable. */

@@ -135,7 +135,8 @@ export async function recoverFailed(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
       maxAttempts: sql`${deliveries.attemptCount} + ${attempts}`,
-      leasedUntil: null,
+      // The schedule starts over: the next wait is its first, not the one after attempt N.
+      scheduleStart: sql`${deliveries.attemptCount}`,
     })
     .where(
       and(

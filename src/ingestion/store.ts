@@ -208,16 +208,18 @@ export async function listUnevaluated(
   db: Executor,
   afterId: string,
   limit: number,
-  updatedBefore?: Date,
-): Promise<(StoredRef & { updatedAt: Date })[]> {
+  overdueMs?: number,
+): Promise<StoredRef[]> {
   return db
-    .select({ id: records.id, version: records.version, updatedAt: records.updatedAt })
+    .select({ id: records.id, version: records.version })
     .from(records)
     .where(
       and(
         sql`${records.analyzedVersion} is distinct from ${records.version}`,
         gt(records.id, afterId),
-        updatedBefore ? sql`${records.updatedAt} < ${updatedBefore}` : undefined,
+        overdueMs === undefined
+          ? undefined
+          : sql`${records.updatedAt} < now() - make_interval(secs => ${overdueMs / 1000})`,
       ),
     )
     .orderBy(asc(records.id))

@@ -9,17 +9,19 @@ export interface OutboxRef {
   jobId: string;
   name: string;
   data: object;
-  runAt: Date;
+  /** How long until the row is due, by the database clock, in ms (0 when due). */
+  delayMs: number;
 }
 
 /**
  * One Postgres outbox whose rows each need a BullMQ job. `list` pages through pending rows in id order
- * after `afterId`; with `dueBefore` only those that should have run before then.
+ * after `afterId`; with `overdueMs` only those that should have run more than that long ago, by the
+ * database clock (never this process's, which may be off).
  */
 export interface OutboxSource {
   name: string;
   queue: Queue;
-  list(afterId: string, limit: number, dueBefore?: Date): Promise<OutboxRef[]>;
+  list(afterId: string, limit: number, overdueMs?: number): Promise<OutboxRef[]>;
   /** Extra repair run after each sweep (e.g. releasing held deliveries); returns how many rows it queued. */
   repair?(): Promise<number>;
 }
@@ -80,23 +82,18 @@ export class Sweeper {
   private async sweepSource(source: OutboxSource): Promise<number> {
     const prefix = `${source.queue.opts.prefix}:${source.queue.name}`;
     const fresh = (await this.redis.set(`${prefix}:outbox-marker`, String(Date.now()), "NX")) === "OK";
-    const dueBefore = fresh ? undefined : new Date(Date.now() - OVERDUE_GRACE_MS);
+    const overdueMs = fresh ? undefined : OVERDUE_GRACE_MS;
     let requeued = 0;
     let after = "";
     for (;;) {
-      const page = await source.list(after, PAGE, dueBefore);
+      const page = await source.list(after, PAGE, overdueMs);
       if (page.length === 0) break;
       const pipeline = this.redis.pipeline();
       for (const ref of page) pipeline.exists(`${prefix}:${ref.jobId}`);
       const results = (await pipeline.exec()) ?? [];
       const missing = page.filter((_, i) => results[i]?.[1] === 0);
-      const now = Date.now();
       await source.queue.addBulk(
-        missing.map((r) => ({
-          name: r.name,
-          data: r.data,
-          opts: { jobId: r.jobId, delay: Math.max(0, r.runAt.getTime() - now) },
-        })),
+        missing.map((r) => ({ name: r.name, data: r.data, opts: { jobId: r.jobId, delay: r.delayMs } })),
       );
       requeued += missing.length;
       after = (page[page.length - 1] as OutboxRef).id;

@@ -43,6 +43,11 @@ export class SecretBox {
     this.keys = new Map([...previous, current].map((k) => [k.id, k]));
   }
 
+  /** Ids of every key this box can open with: SECRETS_KEY and each SECRETS_KEY_PREVIOUS. */
+  keyIds(): string[] {
+    return [...this.keys.keys()];
+  }
+
   seal(plaintext: string, context: string): string {
     const nonce = sodium.randombytes_buf(sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
     const ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(

@@ -40,6 +40,14 @@ const Summary = Type.Object({
   status: StringEnum(STATUSES),
   attempt_count: Type.Integer(),
   http_status: Nullable(Type.Integer(), { description: "Status code of the last attempt." }),
+  last_error: Nullable(Type.String(), {
+    description:
+      "Why the last attempt failed (`kind: message` for no answer, e.g. `timeout: …`; null when a status arrived or after a success).",
+  }),
+  held_reason: Nullable(StringEnum(["destination_disabled", "secret_unreadable"] as const), {
+    description:
+      "Why a `held` delivery waits: its destination is disabled, or a stored secret does not open with the configured SECRETS_KEY (it goes out by itself once the right key is configured). Null unless held.",
+  }),
   created_at: Timestamp(),
   delivered_at: Nullable(Timestamp()),
   next_attempt_at: Nullable(Timestamp(), { description: "Set while the delivery is pending." }),
@@ -77,6 +85,11 @@ const DeliveryParams = Type.Object(
   { additionalProperties: false },
 );
 
+function heldReason(d: DeliverySummary): "destination_disabled" | "secret_unreadable" | null {
+  if (d.status !== "held") return null;
+  return d.holdReason ?? "destination_disabled";
+}
+
 function presentSummary(d: DeliverySummary) {
   return {
     id: d.id,
@@ -84,6 +97,8 @@ function presentSummary(d: DeliverySummary) {
     status: d.status,
     attempt_count: d.attemptCount,
     http_status: d.lastHttpStatus,
+    last_error: d.lastError,
+    held_reason: heldReason(d),
     created_at: iso(d.createdAt),
     delivered_at: iso(d.deliveredAt),
     next_attempt_at: iso(d.nextAttemptAt),

@@ -5,8 +5,8 @@ import type { Executor } from "../../db/client.ts";
 import { type AuthType, webhooks } from "../../db/schema.ts";
 import { enqueueDeliveries } from "../../delivery/enqueue.ts";
 import { deliveryIdByKey } from "../../delivery/history.ts";
-import { type QueuedRef, releaseHeld } from "../../delivery/outbox.ts";
-import { queueDeliveries } from "../../delivery/queue.ts";
+import { releaseHeld } from "../../delivery/outbox.ts";
+import { releaseInBatches } from "../../delivery/queue.ts";
 import { RESERVED_HEADERS } from "../../delivery/request.ts";
 import { ALL_EVENTS, EVENT_TYPES } from "../../destinations/events.ts";
 import {
@@ -414,7 +414,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       const body = request.body;
       checkUrl(body.url);
       checkEvents(body.events);
-      const { view, released } = await db.transaction(async (tx) => {
+      const { view } = await db.transaction(async (tx) => {
         const current = await getWebhook(tx, orgId, id, { forUpdate: true });
         if (!current) throw notFound("webhook destination");
         // Before updateWebhook, whose returned updated_at is then the row's last one.
@@ -431,18 +431,15 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
         const signing = await getSigningSettings(tx, orgId, id);
         if (!updated || !signing) throw notFound("webhook destination");
-        let refs: QueuedRef[] = [];
         if (body.enabled === false) await holdPendingDeliveries(tx, id);
-        if (body.enabled === true) refs = await releaseHeld(tx, id);
-        return { view: presentWebhook(updated, signing), released: refs };
+        return { view: presentWebhook(updated, signing) };
       });
-      // After commit: a job must never run before the row it points at is visible. Should Redis fail here,
-      // the sweeper queues the released rows later.
-      await queueDeliveries(rt.deliveryQueue, released);
-      request.log.info(
-        { webhook: id, fields: Object.keys(body), released: released.length },
-        "webhook destination updated",
-      );
+      // After commit, a batch at a time (each a new generation, due now): no statement holds the whole
+      // backlog's locks, and a job never runs before the row it points at is visible. Should this be cut
+      // short (Redis away, the process stopped), the sweeper releases and queues the rest.
+      const released =
+        body.enabled === true ? await releaseInBatches(rt.deliveryQueue, () => releaseHeld(db, id)) : 0;
+      request.log.info({ webhook: id, fields: Object.keys(body), released }, "webhook destination updated");
       return view;
     },
   );
