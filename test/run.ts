@@ -54,9 +54,12 @@ async function prepareTemplate(): Promise<void> {
 async function prepareCa(): Promise<string> {
   mkdirSync(caDir, { recursive: true });
   const notAfter = new Date(Date.now() + 7 * 86400_000);
+  // Valid from a day back, so a worker started with its clock behind (the clock-skew tests) still trusts them.
+  const notBefore = new Date(Date.now() - 86400_000);
   const ca = await generate([{ name: "commonName", value: "Escalation Shield test CA" }], {
     keyType: "ec",
     algorithm: "sha256",
+    notBeforeDate: notBefore,
     notAfterDate: notAfter,
     extensions: [
       { name: "basicConstraints", cA: true, critical: true },
@@ -66,6 +69,7 @@ async function prepareCa(): Promise<string> {
   const leaf = await generate([{ name: "commonName", value: "localhost" }], {
     keyType: "ec",
     algorithm: "sha256",
+    notBeforeDate: notBefore,
     notAfterDate: notAfter,
     ca: { key: ca.private, cert: ca.cert },
     extensions: [

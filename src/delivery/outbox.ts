@@ -138,7 +138,7 @@ export async function claimDeliveries(
       claim_token = c.token, attempt_count = d.attempt_count + 1
     from webhooks w, (values ${values}) as c(id, generation, token)
     where d.id = c.id and d.generation = c.generation and d.status = 'pending'
-      and d.next_attempt_at <= now() + interval '1 second'
+      and d.attempt_count < d.max_attempts and d.next_attempt_at <= now() + interval '1 second'
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
@@ -212,6 +212,8 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
     .select({
       status: deliveries.status,
       generation: deliveries.generation,
+      attemptCount: deliveries.attemptCount,
+      maxAttempts: deliveries.maxAttempts,
       dueInMs,
       leasedForMs: sql<
         number | null
@@ -230,6 +232,15 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
     return { kind: "held" };
   }
   const leased = row.leasedForMs !== null && row.leasedForMs > 0;
+  if (!leased && row.attemptCount >= row.maxAttempts) {
+    // Its last attempt was claimed but its outcome never came: the worker died with it in flight. The
+    // receiver may never have seen it, so it is attempted once more rather than left pending for ever.
+    await db
+      .update(deliveries)
+      .set({ maxAttempts: sql`${deliveries.attemptCount} + 1` })
+      .where(and(eq(deliveries.id, id), eq(deliveries.generation, generation), eq(deliveries.status, "pending")));
+    return { kind: "wait", delayMs: 0 };
+  }
   const leaseWait = leased ? Math.min(row.leasedForMs as number, LEASED_RECHECK_MS) : 0;
   return { kind: "wait", delayMs: Math.max(row.dueInMs, leaseWait) };
 }
@@ -357,8 +368,8 @@ export async function secretHeldSummary(db: Executor): Promise<{ count: number; 
 
 /**
  * Makes a delivery due now for one more attempt, whatever its status, scoped to `webhookId`. A new
- * generation, so any job still queued for it does nothing. A pending delivery keeps the rest of its
- * schedule (it gets at least one more attempt, never fewer than it had); a delivered or failed one gets one
+ * generation, so any job still queued for it does nothing. For a pending delivery the retry is one attempt
+ * more, on top of what is left of its schedule (never a cut of it); a delivered or failed one gets one
  * attempt. An attempt in flight keeps its lease: the new job waits for it to end, so the two never run side
  * by side, and its outcome still counts.
  */
@@ -374,7 +385,7 @@ export async function retryNow(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
       maxAttempts: sql`case when ${deliveries.status} in ('pending', 'held')
-        then greatest(${deliveries.maxAttempts}, ${deliveries.attemptCount} + 1)
+        then greatest(${deliveries.maxAttempts}, ${deliveries.attemptCount}) + 1
         else ${deliveries.attemptCount} + 1 end`,
     })
     .where(and(eq(deliveries.id, deliveryId), eq(deliveries.webhookId, webhookId)))
