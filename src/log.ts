@@ -59,3 +59,37 @@ export function createLogger(level = "info", destination?: NodeJS.WritableStream
   const options = { level, redact: { paths: REDACT_PATHS, censor: "[redacted]" } };
   return destination ? pino(options, destination) : pino(options);
 }
+
+const LOUD_LEVELS = new Set<string | symbol>(["warn", "error", "fatal"]);
+
+/**
+ * Wraps `log` (and every child made from it) so that a warning or error whose `err` (or first argument)
+ * `isOutage` says comes from an unreachable Postgres or Redis goes to `debug` and to `onOutage` instead.
+ * During an outage every retry, job, sweep and request would otherwise log its own line; the dependency
+ * monitor logs one line per state change instead.
+ */
+export function quietOutages(
+  log: Logger,
+  isOutage: (err: unknown) => boolean,
+  onOutage: (err: unknown) => void,
+): Logger {
+  const wrap = (target: Logger): Logger =>
+    new Proxy(target, {
+      get(t, prop, receiver) {
+        if (prop === "child") {
+          return (...args: Parameters<Logger["child"]>) => wrap(t.child(...args) as unknown as Logger);
+        }
+        if (LOUD_LEVELS.has(prop)) {
+          const level = prop as "warn" | "error" | "fatal";
+          return (first: unknown, ...rest: unknown[]) => {
+            const err = first instanceof Error ? first : (first as { err?: unknown } | null)?.err;
+            const quiet = err !== undefined && isOutage(err);
+            if (quiet) onOutage(err);
+            return (t[quiet ? "debug" : level] as (...a: unknown[]) => void)(first, ...rest);
+          };
+        }
+        return Reflect.get(t, prop, receiver);
+      },
+    });
+  return wrap(log);
+}

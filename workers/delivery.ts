@@ -54,8 +54,8 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
     (job, token) => runDeliveryJob(deps, job, token),
     options,
   );
-  worker.on("failed", (job, err) => log.error({ job: job?.id, err: err.message }, "delivery job error"));
-  worker.on("error", (err) => log.error({ err: err.message }, "delivery worker error"));
+  worker.on("failed", (job, err) => log.error({ job: job?.id, err }, "delivery job error"));
+  worker.on("error", (err) => log.error({ err }, "delivery worker error"));
   return {
     outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue, rt.box.keyIds()),
     async close() {

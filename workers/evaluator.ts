@@ -34,8 +34,9 @@ export function startEvaluatorWorker(rt: Runtime, analyzer: Analyzer): RunningWo
     },
     options,
   );
-  worker.on("failed", (job, err) => log.error({ job: job?.id, err: err.message }, "evaluation job error"));
-  worker.on("error", (err) => log.error({ err: err.message }, "evaluator worker error"));
+  // The whole error, cause included: that is how the log tells an outage (logged once by the monitor) from a fault.
+  worker.on("failed", (job, err) => log.error({ job: job?.id, err }, "evaluation job error"));
+  worker.on("error", (err) => log.error({ err }, "evaluator worker error"));
   return {
     outbox: evaluationOutbox(rt.database.db, rt.evaluationQueue),
     async close() {

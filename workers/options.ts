@@ -25,6 +25,8 @@ export function workerOptions(
   concurrency: number,
 ): { options: WorkerOptions; connection: Redis } {
   const connection = openRedis(rt.config.redisUrl, "worker");
+  // BullMQ re-emits these as worker errors too; this only makes the monitor look at once.
+  connection.on("error", () => rt.dependencies.suspect());
   return {
     connection,
     options: {

@@ -272,7 +272,14 @@ export function toApiError(err: unknown): ApiError {
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const apiError = toApiError(err);
   const body: ErrorBody = { msg: apiError.message, code: apiError.code, referenceID: request.id };
-  if (apiError.statusCode >= 500) {
+  if (apiError.code === "ErrCodeUnavailable") {
+    // One line per request without the stack: the dependency monitor already logged the outage itself.
+    const cause = apiError.cause instanceof Error ? apiError.cause.message : undefined;
+    request.log.info(
+      { code: apiError.code, status: apiError.statusCode, cause },
+      `request refused: ${apiError.message}`,
+    );
+  } else if (apiError.statusCode >= 500) {
     request.log.error(
       { err: apiError.cause ?? err, code: apiError.code },
       `request failed: ${apiError.message}`,

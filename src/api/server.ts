@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Runtime } from "../runtime.ts";
 import { adminAuthHook } from "./auth.ts";
 import {
+  ApiError,
   clientErrorHandler,
   errorHandler,
   frameworkErrorHandler,
@@ -98,6 +99,12 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("admin", null);
+  // While `start` waits for Postgres to migrate, only the health routes answer: the tables may not exist yet.
+  app.addHook("onRequest", async (request) => {
+    if (rt.pending.size === 0 || request.url.startsWith("/healthz") || request.url.startsWith("/readyz"))
+      return;
+    throw new ApiError(503, "ErrCodeUnavailable", `starting: waiting for ${[...rt.pending].join(" and ")}`);
+  });
 
   await app.register(swagger, {
     openapi: {
