@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { startWorkers, type WorkerName } from "../workers/index.ts";
 import { createLexiconAnalyzer } from "./analysis/lexicon.ts";
@@ -10,7 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { startMetricsServer } from "./metrics-server.ts";
 import { createOrganization } from "./orgs.ts";
-import { openRuntime } from "./runtime.ts";
+import { isOutage, openRuntime, type Runtime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
 import { loadSecretBox } from "./secrets/keys.ts";
 import { rotateSecrets } from "./secrets/rotate.ts";
@@ -31,6 +32,16 @@ interface Closable {
   close(): Promise<void>;
 }
 
+/**
+ * How long a SIGTERM's shutdown may take before it gives up on what has not closed: orchestrators commonly
+ * wait 15 s before SIGKILL, and attempts in flight end within 5 s.
+ */
+const SHUTDOWN_DEADLINE_MS = 12_000;
+/** How long a part may take to close while Postgres or Redis is down, before it is abandoned. */
+const OUTAGE_CLOSE_GRACE_MS = 5000;
+/** The longest wait between migration attempts while Postgres is unreachable at start. */
+const MIGRATE_RETRY_MAX_MS = 2000;
+
 /** Starts a listener; if it cannot listen (port taken), closes `opened` (in reverse) so the process can exit. */
 async function serveOrClose(start: () => Promise<Closable>, opened: Closable[]): Promise<Closable> {
   try {
@@ -41,18 +52,101 @@ async function serveOrClose(start: () => Promise<Closable>, opened: Closable[]):
   }
 }
 
-/** Runs until SIGTERM or SIGINT, then closes `parts` in reverse order and exits 0. */
-function runUntilSignal(parts: Closable[], log: { info(msg: string): void }): void {
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+/** The order parts close in: listeners first, so no request starts while workers wind down; pools last. */
+const CLOSE_ORDER = ["api", "metrics", "workers", "runtime"] as const;
+type PartName = (typeof CLOSE_ORDER)[number];
+
+/**
+ * Runs until SIGTERM or SIGINT, then closes its parts in {@link CLOSE_ORDER} and exits. Exit code 0: every
+ * part closed. Exit code 1: a part was abandoned, because the whole shutdown passed
+ * {@link SHUTDOWN_DEADLINE_MS} or because Postgres or Redis was down and the part had not closed within
+ * {@link OUTAGE_CLOSE_GRACE_MS} (BullMQ's close waits for a Redis that may never return); the log line says
+ * which. What an abandoned worker had in flight is recovered as after a crash: its outbox rows are still
+ * pending in Postgres.
+ */
+class Lifecycle {
+  private readonly parts = new Map<PartName, Closable>();
+  private readonly abort = new AbortController();
+  private readonly rt: Runtime;
+
+  constructor(rt: Runtime) {
+    this.rt = rt;
+    this.parts.set("runtime", rt);
+    process.on("SIGTERM", () => void this.stop("SIGTERM"));
+    process.on("SIGINT", () => void this.stop("SIGINT"));
+    // A rejection nothing awaited that only says a dependency is gone must not end the process; any other
+    // still does, as Node's default would.
+    process.on("unhandledRejection", (err) => {
+      if (!isOutage(err)) throw err;
+      rt.log.debug({ err }, "unawaited rejection during an outage");
+      rt.dependencies.suspect();
+    });
+  }
+
+  /** Aborted once shutdown begins. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  add(name: PartName, part: Closable): void {
+    this.parts.set(name, part);
+  }
+
+  private async stop(signal: string): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    this.abort.abort();
+    const log = this.rt.log;
     log.info(`${signal}: finishing work in flight, then exiting`);
-    for (const p of [...parts].reverse()) await p.close();
+    const deadline = Date.now() + SHUTDOWN_DEADLINE_MS;
+    const abandoned: PartName[] = [];
+    for (const name of CLOSE_ORDER) {
+      const part = this.parts.get(name);
+      if (!part) continue;
+      const left = Math.max(0, deadline - Date.now());
+      const limit = this.rt.dependencies.down().length > 0 ? Math.min(left, OUTAGE_CLOSE_GRACE_MS) : left;
+      const closing = part.close().then(
+        () => "closed" as const,
+        (err: unknown) => {
+          log.warn({ err, part: name }, "close failed during shutdown");
+          return "closed" as const;
+        },
+      );
+      const timer = new AbortController();
+      const outcome = await Promise.race([
+        closing,
+        sleep(limit, "abandoned" as const, { signal: timer.signal }).catch(() => "closed" as const),
+      ]);
+      timer.abort();
+      if (outcome === "abandoned") abandoned.push(name);
+    }
+    if (abandoned.length > 0) {
+      log.error(
+        { abandoned, unavailable: this.rt.dependencies.down() },
+        "shutdown gave up waiting for these to close; exiting with code 1",
+      );
+      process.exit(1);
+    }
     process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  }
+}
+
+/**
+ * Applies migrations, trying again while Postgres is unreachable (the API already answers 503 meanwhile);
+ * `false` when shutdown began first. Any other failure (a bad migration) is thrown.
+ */
+async function migrateWhenReachable(rt: Runtime, signal: AbortSignal): Promise<boolean> {
+  for (let delay = 250; ; delay = Math.min(delay * 2, MIGRATE_RETRY_MAX_MS)) {
+    if (signal.aborted) return false;
+    try {
+      await migrateDatabase(rt.config.databaseUrl);
+      return true;
+    } catch (err) {
+      if (!isOutage(err)) throw err;
+      rt.log.debug({ err: (err as Error).message }, "migrations wait for postgres");
+      rt.dependencies.suspect();
+    }
+    await sleep(delay, undefined, { signal }).catch(() => undefined);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -103,8 +197,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "serve": {
       const rt = openRuntime(config, log);
-      const server = await serveOrClose(() => startServer(rt), [rt]);
-      runUntilSignal([rt, server], log);
+      const lifecycle = new Lifecycle(rt);
+      lifecycle.add("api", await serveOrClose(() => startServer(rt), [rt]));
       return -1;
     }
     case "worker":
@@ -114,26 +208,38 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write("--only takes delivery or evaluator\n");
         return 2;
       }
-      if (command === "start") await migrateDatabase(config.databaseUrl);
       const rt = openRuntime(config, log);
-      const parts: Closable[] = [rt];
-      parts.push(
-        startWorkers(rt, { only: values.only as WorkerName | undefined, analyzer: createLexiconAnalyzer() }),
-      );
-      // Pushed last so it closes first on a signal (parts close in reverse): no request starts while workers wind down.
-      if (command === "start") parts.push(await serveOrClose(() => startServer(rt), parts));
+      const lifecycle = new Lifecycle(rt);
+      if (command === "start") {
+        // The API listens before migrating, so that while Postgres is unreachable it answers 503 (and
+        // /readyz says why) instead of the process exiting.
+        rt.pending.add("migrations");
+        lifecycle.add("api", await serveOrClose(() => startServer(rt), [rt]));
+        try {
+          if (!(await migrateWhenReachable(rt, lifecycle.signal))) return -1;
+        } catch (err) {
+          await rt.close();
+          throw err;
+        }
+        rt.pending.delete("migrations");
+      }
+      const workers = startWorkers(rt, {
+        only: values.only as WorkerName | undefined,
+        analyzer: createLexiconAnalyzer(),
+      });
+      lifecycle.add("workers", workers);
       // `start` serves /metrics on the API port; a worker has no API, so it gets its own listener.
       const metricsPort = config.metricsPort;
       if (command === "worker" && metricsPort !== undefined) {
-        parts.push(
+        lifecycle.add(
+          "metrics",
           await serveOrClose(
             () => startMetricsServer(rt.metrics.registry, config.host, metricsPort, log),
-            parts,
+            [rt, workers],
           ),
         );
       }
       log.info({ command, only: values.only ?? "all" }, "workers running");
-      runUntilSignal(parts, log);
       return -1;
     }
     case "demo":
