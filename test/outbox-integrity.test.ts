@@ -281,7 +281,7 @@ describe("the outbox never lies", () => {
     // A long first wait: a delayed job sits in Redis for a minute after the failed attempt.
     const s = await startApiStack({ env: { DELIVERY_RETRY_SCHEDULE: "60" } });
     let up = false;
-    const r = await startReceiver({ behaviour: (q, res) => res.writeHead(up ? 200 : 500).end() });
+    const r = await startReceiver({ behaviour: (_q, res) => res.writeHead(up ? 200 : 500).end() });
     try {
       const wh = await s.stack.webhook({ url: r.url, events: ["escalation.alert"] });
       const alerts = await enqueueAlerts(s.stack, wh.id, 5);

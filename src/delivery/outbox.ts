@@ -138,7 +138,10 @@ export async function claimDeliveries(
       claim_token = c.token, attempt_count = d.attempt_count + 1
     from webhooks w, (values ${values}) as c(id, generation, token)
     where d.id = c.id and d.generation = c.generation and d.status = 'pending'
-      and d.attempt_count < d.max_attempts and d.next_attempt_at <= now() + interval '1 second'
+      and d.attempt_count < d.max_attempts
+      -- A little early is fine (the job's own timer and the commit of its due time race by milliseconds);
+      -- more is not: a worker whose clock runs ahead may wake a job early, and then it waits again.
+      and d.next_attempt_at <= now() + interval '100 milliseconds'
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
@@ -238,7 +241,9 @@ export async function whyUnclaimable(db: Executor, id: string, generation: numbe
     await db
       .update(deliveries)
       .set({ maxAttempts: sql`${deliveries.attemptCount} + 1` })
-      .where(and(eq(deliveries.id, id), eq(deliveries.generation, generation), eq(deliveries.status, "pending")));
+      .where(
+        and(eq(deliveries.id, id), eq(deliveries.generation, generation), eq(deliveries.status, "pending")),
+      );
     return { kind: "wait", delayMs: 0 };
   }
   const leaseWait = leased ? Math.min(row.leasedForMs as number, LEASED_RECHECK_MS) : 0;
