@@ -4,9 +4,6 @@
  * 503 meanwhile, resumes by itself, and exits promptly on SIGTERM whatever is down.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { connect } from "node:net";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { eq } from "drizzle-orm";
@@ -16,6 +13,7 @@ import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { type CliProcess, startCli } from "./helpers/processes.ts";
 import { startProxy } from "./helpers/proxy.ts";
 import { type Behaviour, startReceiver } from "./helpers/receiver.ts";
+import { freePort, startPrivateRedis } from "./helpers/redis.ts";
 import { type Stack, startStack } from "./helpers/stack.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -126,43 +124,6 @@ async function stopTimed(p: CliProcess): Promise<{ code: number | null; ms: numb
   return { code, ms: Date.now() - started };
 }
 
-/** A redis-server of the test's own on a port it chooses, so it can be killed and started again there. */
-async function redisOn(port: number): Promise<{ child: ChildProcess; kill(): Promise<void> }> {
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
-  await waitFor(
-    "redis-server listening",
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = connect(port, "127.0.0.1");
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      }),
-  );
-  return {
-    child,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGKILL");
-        await once(child, "exit");
-      }
-    },
-  };
-}
-
-async function freePort(): Promise<number> {
-  const p = await startProxy("127.0.0.1:1");
-  const port = p.port;
-  await p.close();
-  return port;
-}
-
 const INFO = { LOG_LEVEL: "info", HOST: "127.0.0.1", PORT: "0" };
 
 describe("outages of Postgres and Redis", { concurrency: true }, () => {
@@ -221,7 +182,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
 
   test("Redis killed and started again empty: the process stays up and delivers every alert", async () => {
     const port = await freePort();
-    let redis = await redisOn(port);
+    let redis = await startPrivateRedis(port);
     const redisUrl = `redis://127.0.0.1:${port}`;
     const stack = await startStack({ worker: false, env: { REDIS_URL: redisUrl } });
     const r = await startReceiver({ behaviour: slowOk(20) });
@@ -242,7 +203,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
       );
       await sleep(3000);
       assert.ok(alive(cli), "the process survives Redis being gone");
-      redis = await redisOn(port);
+      redis = await startPrivateRedis(port);
       await waitFor("ready again", async () => (await status(`${url}/readyz`)) === 200, 30_000);
       await allDelivered(stack, wh.id, 200, 120_000);
       assert.ok(alive(cli));

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { Redis } from "ioredis";
@@ -19,7 +19,8 @@ export async function deletePrefix(url: string, prefix: string): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
   const srv = createServer();
   srv.listen(0, "127.0.0.1");
   await once(srv, "listening");
@@ -29,9 +30,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A redis-server of the test's own on a free port, so it can be flushed without touching anyone else's data. */
-export async function startPrivateRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
+/** A private redis-server that a test can kill (SIGKILL: nothing saved) and start again on the same port. */
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Ends it at once, as a crash would. */
+  kill(): Promise<void>;
+  /** Ends it politely. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A redis-server of the test's own on `port` (default: a free one), keeping nothing on disk, so it can be
+ * flushed, killed and restarted empty without touching anyone else's data.
+ */
+export async function startPrivateRedis(port?: number): Promise<PrivateRedis> {
+  port ??= await freePort();
   const child = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -51,11 +66,11 @@ export async function startPrivateRedis(): Promise<{ url: string; stop(): Promis
       r.disconnect();
     }
   });
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      if (child.exitCode === null) await once(child, "exit");
-    },
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill(signal);
+    await exited;
   };
+  return { url, port, child, kill: () => end("SIGKILL"), stop: () => end("SIGTERM") };
 }
