@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { eq } from "drizzle-orm";
+import { request } from "undici";
+import { startServer } from "../src/api/server.ts";
 import { webhooks } from "../src/db/schema.ts";
 import { createLogger } from "../src/log.ts";
 import { openRuntime, type Runtime } from "../src/runtime.ts";
@@ -29,7 +31,10 @@ function runtimeWith(stack: Stack, env: Record<string, string>): { rt: Runtime; 
       return true;
     },
   } as unknown as NodeJS.WritableStream;
-  const rt = openRuntime(testConfig({ ...stack.env, ...env }), createLogger("info", sink));
+  const rt = openRuntime(
+    testConfig({ ...stack.env, HOST: "127.0.0.1", PORT: "0", ...env }),
+    createLogger("info", sink),
+  );
   return { rt, logs };
 }
 
@@ -94,6 +99,17 @@ describe("secrets that do not open", () => {
       assert.equal(lines.length, 1, "one line for the twenty deliveries, not one each");
       assert.ok(lines[0]?.includes(neededKeyId), "the line names the key id the data needs");
       assert.ok(!lines[0]?.includes(wrongKey) && !lines[0]?.includes(stack.env.SECRETS_KEY as string));
+      // The misconfigured process's readiness says so, naming the key id the data needs.
+      const server = await startServer(wrong.rt);
+      try {
+        const res = await request(`${server.url}/readyz`);
+        const body = (await res.body.json()) as { code: string; msg: string };
+        assert.equal(res.statusCode, 503);
+        assert.equal(body.code, "ErrCodeUnavailable");
+        assert.ok(body.msg.includes(neededKeyId), body.msg);
+      } finally {
+        await server.close();
+      }
 
       // The operator configures the right key (as the previous one beside the new): they go out by themselves.
       const closing = workers.pop();
@@ -103,6 +119,14 @@ describe("secrets that do not open", () => {
         SECRETS_KEY_PREVIOUS: stack.env.SECRETS_KEY as string,
       });
       workers.push(startWorkers(right.rt, { only: "delivery" }));
+      const ready = await startServer(right.rt);
+      try {
+        const res = await request(`${ready.url}/readyz`);
+        await res.body.dump();
+        assert.equal(res.statusCode, 200, "with the key that sealed them, the process is ready");
+      } finally {
+        await ready.close();
+      }
       await waitFor(
         "every delivery delivered",
         async () => {

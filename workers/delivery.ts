@@ -59,7 +59,9 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
   return {
     outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue, rt.box.keyIds()),
     async close() {
-      await worker.close();
+      // With Redis away, BullMQ's close would wait for it to finish jobs it can never mark done; attempts
+      // in flight then keep their Postgres lease and are attempted again once it lapses.
+      await worker.close(!rt.dependencies.isUp("redis"));
       await writer.close();
       connection.disconnect();
     },

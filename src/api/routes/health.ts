@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { PROBE_TIMEOUT_MS, type Runtime } from "../../runtime.ts";
+import { missingKeyIds } from "../../secrets/coverage.ts";
 import { ApiError } from "../errors.ts";
 import { errorResponses, NoQuery } from "../schemas.ts";
 
@@ -31,7 +32,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
       schema: {
         tags: ["health"],
         summary: "Readiness",
-        description: `200 when Postgres answers \`select 1\` and Redis answers PING, each within ${READINESS_TIMEOUT_MS} ms, and start-up (migrations) has finished; otherwise 503 \`ErrCodeUnavailable\` naming what failed.`,
+        description: `200 when Postgres answers \`select 1\` and Redis answers PING, each within ${READINESS_TIMEOUT_MS} ms, start-up (migrations) has finished, and every stored secret is sealed with a key this process has (SECRETS_KEY or SECRETS_KEY_PREVIOUS); otherwise 503 \`ErrCodeUnavailable\` naming what failed (for secrets, the key id needed).`,
         querystring: NoQuery,
         response: { 200: Ok, ...errorResponses },
       },
@@ -49,6 +50,15 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
       const failed = rt.dependencies.down();
       if (failed.length > 0) {
         throw new ApiError(503, "ErrCodeUnavailable", `not ready: ${failed.join(" and ")} unavailable`);
+      }
+      // A process that cannot open the stored secrets cannot sign a delivery or a test event.
+      const missing = await missingKeyIds(rt.database.db, rt.box.keyIds());
+      if (missing.length > 0) {
+        throw new ApiError(
+          503,
+          "ErrCodeUnavailable",
+          `not ready: stored secrets are sealed with key ${missing.join(", ")}, which is neither SECRETS_KEY (${rt.box.current.id}) nor SECRETS_KEY_PREVIOUS; deliveries that need it are held until it is configured`,
+        );
       }
       return { status: "ok" as const };
     },
