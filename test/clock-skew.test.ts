@@ -56,8 +56,9 @@ describe("workers whose clocks are off", () => {
     test(`a worker ${offset.startsWith("+") ? "30 s ahead" : "30 s behind"} keeps the cap and sends retries on time`, async () => {
       const CAP = 2;
       const env = { DESTINATION_MAX_IN_FLIGHT: String(CAP), DELIVERY_RETRY_SCHEDULE: "2,2" };
-      // The in-process worker's clock is right; the other runs under faketime.
-      const stack = await startStack({ env });
+      // The worker under faketime makes the first attempts (so it is the one to set their retry times);
+      // then a worker whose clock is right joins, and the two share the cap for the retries.
+      const stack = await startStack({ env, worker: false });
       let open = 0;
       let most = 0;
       const seen = new Map<string, ReceivedRequest[]>();
@@ -76,10 +77,13 @@ describe("workers whose clocks are off", () => {
           }, 200);
         },
       });
-      const worker = skewedWorker(offset, stack.env);
+      const worker = skewedWorker(offset, { ...stack.env, LOG_LEVEL: "info" });
       try {
+        await waitFor("the skewed worker running", () => worker.output.join("").includes("workers running"));
         const wh = await stack.webhook({ url: r.url, events: ["escalation.alert"] });
         const alerts = await enqueueAlerts(stack, wh.id, 12);
+        await waitFor("every first attempt made", () => alerts.every((a) => seen.has(a.key)), 20_000);
+        stack.startWorker();
         await waitFor(
           "every delivery retried once",
           () => alerts.every((a) => (seen.get(a.key)?.length ?? 0) >= 2),
