@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { eq, sql } from "drizzle-orm";
 import { deliveries, deliveryAttempts, webhooks } from "../src/db/schema.ts";
 import { CLAIM_LEASE_MS } from "../src/delivery/attempt.ts";
+import { ClaimBatcher } from "../src/delivery/claims.ts";
 import { claimDeliveries } from "../src/delivery/outbox.ts";
 import { AttemptWriter } from "../src/delivery/writer.ts";
 import { attemptRows, deliveryRow, enqueueAlerts } from "./helpers/alerts.ts";
@@ -119,6 +120,24 @@ describe("the outbox never lies", () => {
       );
     } finally {
       await writer.close();
+      await stack.close();
+    }
+  });
+
+  test("two generations of one delivery claimed in one batch: only the current one gets the claim", async () => {
+    const stack = await startStack({ worker: false });
+    try {
+      const db = stack.rt.database.db;
+      const wh = await stack.webhook({ url: "https://127.0.0.1:9/hook", events: ["escalation.alert"] });
+      const [alert] = await enqueueAlerts(stack, wh.id, 1);
+      const id = (alert as { id: string }).id;
+      // A manual retry made the delivery generation 1; the generation-0 job is still around.
+      await db.update(deliveries).set({ generation: 1 }).where(eq(deliveries.id, id));
+      const batcher = new ClaimBatcher(db, CLAIM_LEASE_MS, { maxDelayMs: 50 });
+      const [old, current] = await Promise.all([batcher.claim(id, 0), batcher.claim(id, 1)]);
+      assert.equal(old, undefined, "the superseded job gets no claim");
+      assert.equal(current?.generation, 1);
+    } finally {
       await stack.close();
     }
   });

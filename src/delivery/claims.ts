@@ -45,7 +45,12 @@ export class ClaimBatcher {
     if (batch.length === 0) return;
     claimDeliveries(this.db, batch, this.leaseMs).then(
       (claimed) => {
-        for (const w of batch) w.resolve(claimed.get(w.id));
+        for (const w of batch) {
+          const c = claimed.get(w.id);
+          // A manual retry's job and the older job of the same delivery can share a batch: the claim is the
+          // one of the generation it matched, never both.
+          w.resolve(c?.generation === w.generation ? c : undefined);
+        }
       },
       (err: unknown) => {
         for (const w of batch) w.reject(err);

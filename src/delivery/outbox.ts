@@ -87,6 +87,8 @@ export async function insertDeliveries(
 /** Everything one attempt needs, read in the same statement that claims the delivery. */
 export interface ClaimedDelivery {
   id: string;
+  /** The generation claimed: jobs of two generations may ask in one batch, and only one may have it. */
+  generation: number;
   orgId: string;
   webhookId: string;
   eventType: string;
@@ -144,7 +146,7 @@ export async function claimDeliveries(
       and d.next_attempt_at <= now() + interval '100 milliseconds'
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
-    returning d.id, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
+    returning d.id, d.generation, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
       d.max_attempts, d.schedule_start, d.claim_token, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
       w.max_in_flight, w.failing_since,
@@ -154,6 +156,7 @@ export async function claimDeliveries(
   for (const r of rows) {
     claimed.set(r.id as string, {
       id: r.id as string,
+      generation: r.generation as number,
       orgId: r.org_id as string,
       webhookId: r.webhook_id as string,
       eventType: r.event_type as string,

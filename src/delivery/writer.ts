@@ -169,7 +169,8 @@ export class AttemptWriter {
   private async commitWithRetry(batch: Pending[]): Promise<void> {
     for (let tries = 0; ; tries++) {
       try {
-        await commitOutcomes(this.db, batch, "full");
+        // The first try takes the plain insert; a try after a failure the careful one (see insertAttempts).
+        await commitOutcomes(this.db, batch, tries === 0 ? "fast" : "full");
         if (this.unavailable) {
           this.unavailable = false;
           this.onAvailable();
@@ -202,13 +203,16 @@ export class AttemptWriter {
 }
 
 /**
- * Writes attempts and applies their outcomes in one transaction. `bare` leaves out what came from the
- * receiver (excerpt, error text), for an outcome whose full form could not be stored.
+ * Writes attempts and applies their outcomes in one transaction. `fast` inserts the attempts as they are
+ * (the usual case: every delivery still there, nothing written before); `full` skips attempts of deliveries
+ * that are gone and attempts already stored (a try after a commit whose answer was lost); `bare` is `full`
+ * without what came from the receiver (excerpt, error text), for an outcome whose full form could not be
+ * stored.
  */
-async function commitOutcomes(db: Db, batch: Pending[], form: "full" | "bare"): Promise<void> {
-  const full = form === "full";
+async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | "bare"): Promise<void> {
+  const full = form !== "bare";
   await db.transaction(async (tx) => {
-    await insertAttempts(tx, batch, full);
+    await insertAttempts(tx, batch, full, form !== "fast");
     const rows = batch.map((b) => {
       const a = b.attempt;
       const lastError = a.errorKind
@@ -244,10 +248,16 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "full" | "bare"): 
 }
 
 /**
- * Inserts the attempts of deliveries that still exist (a deleted destination takes its deliveries with it),
- * once each: a batch tried again after a commit whose answer was lost does not write its attempts twice.
+ * Inserts the attempts. `careful`: only those of deliveries that still exist (a deleted destination takes
+ * its deliveries with it), and once each, so a batch tried again after a commit whose answer was lost does
+ * not write its attempts twice; it costs two index look-ups per attempt, so only tries after a failure pay it.
  */
-async function insertAttempts(tx: Executor, batch: Pending[], full: boolean): Promise<void> {
+async function insertAttempts(
+  tx: Executor,
+  batch: Pending[],
+  full: boolean,
+  careful: boolean,
+): Promise<void> {
   const rows = batch.map(({ attempt: a }) => {
     const message = full ? storableText(a.errorMessage) : null;
     const excerpt = full ? storableText(a.responseExcerpt) : null;
@@ -259,7 +269,11 @@ async function insertAttempts(tx: Executor, batch: Pending[], full: boolean): Pr
       (delivery_id, attempt_number, started_at, duration_ms, http_status, error_kind, error_message, response_excerpt)
     select v.* from (values ${sql.join(rows, sql`, `)})
       as v(delivery_id, attempt_number, started_at, duration_ms, http_status, error_kind, error_message, response_excerpt)
-    where exists (select 1 from deliveries d where d.id = v.delivery_id)
+    ${
+      careful
+        ? sql`where exists (select 1 from deliveries d where d.id = v.delivery_id)
       and not exists (select 1 from delivery_attempts x
-        where x.delivery_id = v.delivery_id and x.attempt_number = v.attempt_number)`);
+        where x.delivery_id = v.delivery_id and x.attempt_number = v.attempt_number)`
+        : sql``
+    }`);
 }
