@@ -26,10 +26,12 @@ describe("one worker process keeps hundreds of deliveries in flight", () => {
           behaviour: (_req, res) => {
             open++;
             maxOpen = Math.max(maxOpen, open);
+            // Long enough that the whole backlog is claimed and open before the first answers, even while
+            // other test files load the machine.
             setTimeout(() => {
               open--;
               res.writeHead(200).end();
-            }, 2000);
+            }, 4000);
           },
         }),
       );

@@ -124,6 +124,22 @@ async function stopTimed(p: CliProcess): Promise<{ code: number | null; ms: numb
   return { code, ms: Date.now() - started };
 }
 
+/** While a dependency is away, readiness and the admin API both answer 503. */
+async function assertUnavailable(url: string, stack: Stack): Promise<void> {
+  assert.equal(await status(`${url}/readyz`), 503);
+  assert.equal(
+    await status(`${url}/api/integrations/webhooks`, { authorization: `Bearer ${stack.org.adminApiKey}` }),
+    503,
+  );
+}
+
+/** SIGTERM: exit code 0 within the 15 s a shutdown may take. */
+async function assertStopsCleanly(cli: CliProcess): Promise<void> {
+  const { code, ms } = await stopTimed(cli);
+  assert.equal(code, 0);
+  assert.ok(ms < 15_000, `stopped after ${ms} ms`);
+}
+
 const INFO = { LOG_LEVEL: "info", HOST: "127.0.0.1", PORT: "0" };
 
 describe("outages of Postgres and Redis", { concurrency: true }, () => {
@@ -148,13 +164,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
       await pg.refuse();
       pg.cut();
       await waitFor("postgres reported down", () => states(cli, "postgres").includes("down"), 10_000);
-      assert.equal(await status(`${url}/readyz`), 503);
-      assert.equal(
-        await status(`${url}/api/integrations/webhooks`, {
-          authorization: `Bearer ${stack.org.adminApiKey}`,
-        }),
-        503,
-      );
+      await assertUnavailable(url, stack);
       await sleep(2000);
       await pg.accept();
       await waitFor("ready again", async () => (await status(`${url}/readyz`)) === 200, 20_000);
@@ -169,9 +179,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
       assert.ok(pgStates.length <= 4, `one line per change, got:\n${stateLog(cli)}`);
       for (let i = 1; i < pgStates.length; i++) assert.notEqual(pgStates[i], pgStates[i - 1]);
       assertQuiet(cli);
-      const { code, ms } = await stopTimed(cli);
-      assert.equal(code, 0);
-      assert.ok(ms < 15_000);
+      await assertStopsCleanly(cli);
     } finally {
       await cli.stop("SIGKILL");
       await r.close();
@@ -194,13 +202,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
       await waitFor("deliveries flowing", () => r.requests.length >= 30, 30_000);
       await redis.kill();
       await waitFor("redis reported down", () => states(cli, "redis").includes("down"), 10_000);
-      assert.equal(await status(`${url}/readyz`), 503);
-      assert.equal(
-        await status(`${url}/api/integrations/webhooks`, {
-          authorization: `Bearer ${stack.org.adminApiKey}`,
-        }),
-        503,
-      );
+      await assertUnavailable(url, stack);
       await sleep(3000);
       assert.ok(alive(cli), "the process survives Redis being gone");
       redis = await startPrivateRedis(port);
@@ -209,9 +211,7 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
       assert.ok(alive(cli));
       assert.deepEqual(states(cli, "redis"), ["down", "up"], stateLog(cli));
       assertQuiet(cli);
-      const { code, ms } = await stopTimed(cli);
-      assert.equal(code, 0);
-      assert.ok(ms < 15_000);
+      await assertStopsCleanly(cli);
     } finally {
       await cli.stop("SIGKILL");
       await r.close();
@@ -220,67 +220,46 @@ describe("outages of Postgres and Redis", { concurrency: true }, () => {
     }
   });
 
-  test("Redis down at start: not ready, then ready and delivering once it comes", async () => {
-    const stack = await startStack({ worker: false });
-    const redis = await startProxy(stack.config.redisUrl);
-    await redis.refuse();
-    const r = await startReceiver();
-    const cli = startCli(["start"], {
-      ...stack.env,
-      ...INFO,
-      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+  for (const dependency of ["redis", "postgres"] as const) {
+    const title =
+      dependency === "redis"
+        ? "Redis down at start: not ready, then ready and delivering once it comes"
+        : "Postgres down at start: not ready, then migrated, ready and delivering once it comes";
+    test(title, async () => {
+      const stack = await startStack({ worker: false });
+      const upstream = dependency === "redis" ? stack.config.redisUrl : stack.config.databaseUrl;
+      const proxy = await startProxy(upstream);
+      await proxy.refuse();
+      const r = await startReceiver();
+      const via = new URL(upstream);
+      via.port = String(proxy.port);
+      const cli = startCli(["start"], {
+        ...stack.env,
+        ...INFO,
+        [dependency === "redis" ? "REDIS_URL" : "DATABASE_URL"]: via.toString(),
+      });
+      try {
+        const url = await apiUrl(cli);
+        await waitFor(`${dependency} reported down`, () => states(cli, dependency).includes("down"), 10_000);
+        assert.equal(await status(`${url}/readyz`), 503);
+        await sleep(3000);
+        assert.ok(alive(cli));
+        await proxy.accept();
+        await waitFor("ready", async () => (await status(`${url}/readyz`)) === 200, 30_000);
+        const wh = await stack.webhook({ url: r.url, events: ["*"] });
+        await enqueueAlerts(stack, wh.id, 5);
+        await allDelivered(stack, wh.id, 5, 60_000);
+        assert.deepEqual(states(cli, dependency), ["down", "up"], stateLog(cli));
+        assertQuiet(cli);
+        assert.equal((await stopTimed(cli)).code, 0);
+      } finally {
+        await cli.stop("SIGKILL");
+        await r.close();
+        await proxy.close();
+        await stack.close();
+      }
     });
-    try {
-      const url = await apiUrl(cli);
-      await waitFor("redis reported down", () => states(cli, "redis").includes("down"), 10_000);
-      assert.equal(await status(`${url}/readyz`), 503);
-      await sleep(3000);
-      assert.ok(alive(cli));
-      await redis.accept();
-      await waitFor("ready", async () => (await status(`${url}/readyz`)) === 200, 30_000);
-      const wh = await stack.webhook({ url: r.url, events: ["*"] });
-      await enqueueAlerts(stack, wh.id, 5);
-      await allDelivered(stack, wh.id, 5, 60_000);
-      assert.deepEqual(states(cli, "redis"), ["down", "up"], stateLog(cli));
-      assertQuiet(cli);
-      assert.equal((await stopTimed(cli)).code, 0);
-    } finally {
-      await cli.stop("SIGKILL");
-      await r.close();
-      await redis.close();
-      await stack.close();
-    }
-  });
-
-  test("Postgres down at start: not ready, then migrated, ready and delivering once it comes", async () => {
-    const stack = await startStack({ worker: false });
-    const pg = await startProxy(stack.config.databaseUrl);
-    await pg.refuse();
-    const r = await startReceiver();
-    const via = new URL(stack.config.databaseUrl);
-    via.port = String(pg.port);
-    const cli = startCli(["start"], { ...stack.env, ...INFO, DATABASE_URL: via.toString() });
-    try {
-      const url = await apiUrl(cli);
-      await waitFor("postgres reported down", () => states(cli, "postgres").includes("down"), 10_000);
-      assert.equal(await status(`${url}/readyz`), 503);
-      await sleep(3000);
-      assert.ok(alive(cli));
-      await pg.accept();
-      await waitFor("ready", async () => (await status(`${url}/readyz`)) === 200, 30_000);
-      const wh = await stack.webhook({ url: r.url, events: ["*"] });
-      await enqueueAlerts(stack, wh.id, 5);
-      await allDelivered(stack, wh.id, 5, 60_000);
-      assert.deepEqual(states(cli, "postgres"), ["down", "up"], stateLog(cli));
-      assertQuiet(cli);
-      assert.equal((await stopTimed(cli)).code, 0);
-    } finally {
-      await cli.stop("SIGKILL");
-      await r.close();
-      await pg.close();
-      await stack.close();
-    }
-  });
+  }
 
   for (const command of [["start"], ["worker"], ["serve"]]) {
     test(`SIGTERM stops \`${command.join(" ")}\` within 15 s while Postgres and Redis are both down`, async () => {

@@ -27,6 +27,15 @@ const status =
     res.writeHead(code, headers).end(code < 300 ? "ok" : "no");
   };
 
+/** An API stack with `schedule` as its retry schedule and one alert to a receiver that always answers 500. */
+async function failingDelivery(schedule: string) {
+  const s = await startApiStack({ env: { DELIVERY_RETRY_SCHEDULE: schedule } });
+  const r = await startReceiver({ behaviour: status(500) });
+  const wh = await s.stack.webhook({ url: r.url, events: ["escalation.alert"] });
+  const [alert] = await enqueueAlerts(s.stack, wh.id, 1);
+  return { s, r, wh, id: (alert as { id: string }).id, db: s.stack.rt.database.db };
+}
+
 describe("the outbox never lies", () => {
   const baseline = handleBaseline();
   after(async () => {
@@ -194,13 +203,8 @@ describe("the outbox never lies", () => {
 
   test("a manual retry of a pending delivery keeps the rest of its schedule", async () => {
     // 4 attempts in all: 0, +1 s, +1 s, +1 s.
-    const s = await startApiStack({ env: { DELIVERY_RETRY_SCHEDULE: "1,1,1" } });
-    const r = await startReceiver({ behaviour: status(500) });
+    const { s, r, wh, id, db } = await failingDelivery("1,1,1");
     try {
-      const wh = await s.stack.webhook({ url: r.url, events: ["escalation.alert"] });
-      const [alert] = await enqueueAlerts(s.stack, wh.id, 1);
-      const id = (alert as { id: string }).id;
-      const db = s.stack.rt.database.db;
       await waitFor("two failed attempts", async () => (await attemptRows(db, id)).length === 2, 20_000);
       const res = await s.api.post(`${WH}/${wh.id}/deliveries/${id}/retry`);
       assert.equal(res.status, 202);
@@ -328,13 +332,8 @@ describe("the outbox never lies", () => {
   });
 
   test("recover gives the recovered deliveries the schedule from its start", async () => {
-    const s = await startApiStack({ env: { DELIVERY_RETRY_SCHEDULE: "1,60" } });
-    const r = await startReceiver({ behaviour: status(500) });
+    const { s, r, wh, id, db } = await failingDelivery("1,60");
     try {
-      const wh = await s.stack.webhook({ url: r.url, events: ["escalation.alert"] });
-      const [alert] = await enqueueAlerts(s.stack, wh.id, 1);
-      const id = (alert as { id: string }).id;
-      const db = s.stack.rt.database.db;
       await waitFor("two attempts", async () => (await attemptRows(db, id)).length === 2, 10_000);
       // Its schedule is used up (the 60 s wait would follow): end it as exhausted deliveries end.
       await db.update(deliveries).set({ status: "failed", maxAttempts: 2 }).where(eq(deliveries.id, id));

@@ -19,18 +19,12 @@ import { deliveryRow, enqueueAlerts } from "./helpers/alerts.ts";
 import { testConfig } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { startReceiver } from "./helpers/receiver.ts";
-import { type Stack, startStack } from "./helpers/stack.ts";
+import { memorySink, type Stack, startStack } from "./helpers/stack.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** A runtime of the stack's own database and queues, with other keys: another worker process's view. */
 function runtimeWith(stack: Stack, env: Record<string, string>): { rt: Runtime; logs: string[] } {
-  const logs: string[] = [];
-  const sink = {
-    write(line: string) {
-      logs.push(line);
-      return true;
-    },
-  } as unknown as NodeJS.WritableStream;
+  const { logs, sink } = memorySink();
   const rt = openRuntime(
     testConfig({ ...stack.env, HOST: "127.0.0.1", PORT: "0", ...env }),
     createLogger("info", sink),

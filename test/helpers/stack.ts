@@ -21,6 +21,18 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+/** A log destination that keeps every line (JSON strings) in `logs`. */
+export function memorySink(): { logs: string[]; sink: NodeJS.WritableStream } {
+  const logs: string[] = [];
+  const sink = {
+    write(line: string) {
+      logs.push(line);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream;
+  return { logs, sink };
+}
+
 /**
  * A test's own product: its own database (copied from the template), queue prefix and secrets key, an
  * organization, and (unless `worker: false`) a delivery worker running in this process (`worker: "all"` adds
@@ -32,13 +44,7 @@ export async function startStack(
   const database = await createTestDatabase();
   const env = testEnv(database.url, options.env);
   const config = testConfig(env);
-  const logs: string[] = [];
-  const sink = {
-    write(line: string) {
-      logs.push(line);
-      return true;
-    },
-  } as unknown as NodeJS.WritableStream;
+  const { logs, sink } = memorySink();
   const rt = openRuntime(config, createLogger("debug", sink));
   const org = await rt.database.db.transaction((tx) =>
     createOrganization(tx, `org-${env.QUEUE_PREFIX?.slice(5)}`),
