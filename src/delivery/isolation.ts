@@ -68,6 +68,7 @@ end
 // Wakes jobs waiting for this destination, as many as it has free slots (at most 16 per call), oldest first.
 const WAKE = `
 local function wake(cap)
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {} end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local free = math.min(16, cap - redis.call('ZCARD', KEYS[1]))
   if free <= 0 then return {} end
