@@ -47,6 +47,12 @@ export interface Config {
   breakerCooldownMs: number;
   /** How long a destination may keep failing before it is disabled, in ms. Default 5 days. */
   disableAfterMs: number;
+  /** How long delivered and failed deliveries (with their attempts) are kept after they finished, in ms; 0 keeps them. Default 30 days. */
+  deliveryRetentionMs: number;
+  /** How long records and their analyses are kept after they were stored, in ms; 0 keeps them. Default 90 days. */
+  recordRetentionMs: number;
+  /** How often a worker process prunes (one process at a time), in ms. Default 1 minute. */
+  pruneIntervalMs: number;
 }
 
 /** Svix's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27.6 hours in all. */
@@ -87,6 +93,31 @@ function list(env: Env, name: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration written `90s`, `15m`, `12h` or `30d`; `0` means "never" (returned as 0). Returned in ms.
+ */
+function duration(env: Env, name: string, fallback: string, minMs: number): number {
+  const raw = str(env, name, fallback).trim();
+  if (raw === "0") return 0;
+  const m = /^(\d{1,7})(s|m|h|d)$/.exec(raw);
+  const ms = m ? Number(m[1]) * (DURATION_UNITS_MS[m[2] as string] as number) : Number.NaN;
+  if (!(ms >= minMs)) {
+    throw new ConfigError(
+      name,
+      `must be a duration such as 90s, 15m, 12h or 30d (at least ${minMs / 1000} s)${fallback === "0" ? "" : ", or 0"}, got "${raw}"`,
+    );
+  }
+  return ms;
+}
+
+/** A duration that must not be `0` (an interval). */
+function nonZero(name: string, ms: number): number {
+  if (ms === 0) throw new ConfigError(name, "must be a duration such as 30s or 1m, not 0");
+  return ms;
 }
 
 /** A comma-separated list whose every entry `problem` accepts; the error names the variable and the entry. */
@@ -164,6 +195,9 @@ export function loadConfig(env: Env = process.env): Config {
     breakerFailureThreshold: int(env, "BREAKER_FAILURE_THRESHOLD", 5, 1, 10_000),
     breakerCooldownMs: int(env, "BREAKER_COOLDOWN_MS", 30_000, 100, 3_600_000),
     disableAfterMs: int(env, "DESTINATION_DISABLE_AFTER_S", 5 * 86400, 1, 365 * 86400) * 1000,
+    deliveryRetentionMs: duration(env, "DELIVERY_RETENTION", "30d", 1000),
+    recordRetentionMs: duration(env, "RECORD_RETENTION", "90d", 1000),
+    pruneIntervalMs: nonZero("PRUNE_INTERVAL", duration(env, "PRUNE_INTERVAL", "1m", 1000)),
   });
 }
 

@@ -1,5 +1,6 @@
 import type { Analyzer } from "../src/analysis/analyzer.ts";
 import { Sweeper } from "../src/queue/sweeper.ts";
+import { Pruner } from "../src/retention/pruner.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { startDeliveryWorker } from "./delivery.ts";
 import { startEvaluatorWorker } from "./evaluator.ts";
@@ -8,8 +9,8 @@ import type { RunningWorker } from "./options.ts";
 export type WorkerName = "delivery" | "evaluator";
 
 /**
- * Starts the named workers (default all) and one outbox sweeper for the queues they drain. Closing stops
- * the sweeper first, then each worker, which lets jobs in flight finish.
+ * Starts the named workers (default all), one outbox sweeper for the queues they drain, and the retention
+ * pruner. Closing stops the pruner and the sweeper first, then each worker, which lets jobs in flight finish.
  */
 export function startWorkers(
   rt: Runtime,
@@ -29,8 +30,16 @@ export function startWorkers(
     rt.config.sweepIntervalMs,
   );
   sweeper.start();
+  const pruner = new Pruner(rt.database.db, rt.log.child({ component: "pruner" }), {
+    databaseUrl: rt.config.databaseUrl,
+    deliveryRetentionMs: rt.config.deliveryRetentionMs,
+    recordRetentionMs: rt.config.recordRetentionMs,
+    intervalMs: rt.config.pruneIntervalMs,
+  });
+  pruner.start();
   return {
     async close() {
+      await pruner.stop();
       await sweeper.stop();
       for (const w of workers) await w.close();
     },

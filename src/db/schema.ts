@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigserial,
   boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -11,6 +12,8 @@ import {
   timestamp,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
+
+const bytea = customType<{ data: Buffer }>({ dataType: () => "bytea" });
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true }).notNull().defaultNow();
@@ -164,6 +167,11 @@ export const deliveries = pgTable(
     index("deliveries_webhook_created_idx").on(t.webhookId, t.createdAt),
     index("deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
     index("deliveries_held_idx").on(t.webhookId).where(sql`${t.status} = 'held'`),
+    // What retention deletes first: finished deliveries by when they finished.
+    index("deliveries_finished_idx")
+      .on(sql`coalesce(${t.deliveredAt}, ${t.lastAttemptAt}, ${t.createdAt})`)
+      .where(sql`${t.status} in ('delivered', 'failed')`),
+    index("deliveries_record_idx").on(t.recordId).where(sql`${t.recordId} is not null`),
   ],
 );
 
@@ -245,8 +253,25 @@ export const records = pgTable(
   (t) => [
     uniqueIndex("records_integration_external_idx").on(t.integrationId, t.externalId),
     index("records_org_idx").on(t.orgId),
+    index("records_received_idx").on(t.receivedAt),
     index("records_unanalyzed_idx").on(t.id).where(sql`${t.analyzedVersion} is distinct from ${t.version}`),
   ],
+);
+
+/**
+ * One row per alert ever created for a stored record (automation × destination × record), as the SHA-256 of
+ * its idempotency key: what keeps an alert from being created twice after retention has deleted its delivery
+ * row. It lives as long as its record, and goes with it.
+ */
+export const alertKeys = pgTable(
+  "alert_keys",
+  {
+    keyHash: bytea("key_hash").primaryKey(),
+    recordId: text("record_id")
+      .notNull()
+      .references(() => records.id, { onDelete: "cascade" }),
+  },
+  (t) => [index("alert_keys_record_idx").on(t.recordId)],
 );
 
 /** Why each automation did or did not fire for a record, as of its last evaluation. */

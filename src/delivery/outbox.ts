@@ -40,8 +40,37 @@ export interface QueuedRef {
 }
 
 /**
- * Inserts deliveries, skipping any whose idempotency key exists (the same alert is never queued twice).
- * Deliveries to a disabled destination are created `held`. Returns the rows created as `pending`.
+ * The idempotency keys of `items` that may still be created. An item of a stored record is created once
+ * for as long as the record is kept: its key's hash goes into `alert_keys`, and a key already there (an
+ * alert made before, whose delivery row retention may have deleted since) is left out. Items without a
+ * stored record (test and operational events) are all kept; the deliveries' unique key dedupes those.
+ */
+async function claimAlertKeys(db: Executor, items: NewDelivery[]): Promise<Set<string>> {
+  const keep = new Set(items.map((i) => i.idempotencyKey));
+  const ofRecords = items.filter((i) => i.recordId !== undefined);
+  if (ofRecords.length === 0) return keep;
+  const values = sql.join(
+    ofRecords.map((i) => sql`(${i.idempotencyKey}, ${i.recordId as string})`),
+    sql`, `,
+  );
+  const rows = await db.execute<{ key: string; fresh: boolean }>(sql`
+    with wanted(key, record_id) as (values ${values}),
+    stored as (select w.key, w.record_id from wanted w where exists (select 1 from records r where r.id = w.record_id)),
+    inserted as (
+      insert into alert_keys (key_hash, record_id)
+      select sha256(convert_to(key, 'UTF8')), record_id from stored
+      on conflict do nothing
+      returning key_hash)
+    select s.key, exists (select 1 from inserted i where i.key_hash = sha256(convert_to(s.key, 'UTF8'))) as fresh
+    from stored s`);
+  for (const r of rows) if (!r.fresh) keep.delete(r.key);
+  return keep;
+}
+
+/**
+ * Inserts deliveries, skipping any whose idempotency key exists (the same alert is never queued twice) and,
+ * for stored records, any alert created before even if its delivery row has since been pruned. Deliveries
+ * to a disabled destination are created `held`. Returns the rows created as `pending`.
  */
 export async function insertDeliveries(
   db: Executor,
@@ -58,8 +87,9 @@ export async function insertDeliveries(
         .where(inArray(webhooks.id, ids))
     ).map((w) => [w.id, w.enabled]),
   );
+  const fresh = await claimAlertKeys(db, items);
   const rows = items
-    .filter((i) => enabled.has(i.webhookId))
+    .filter((i) => enabled.has(i.webhookId) && fresh.has(i.idempotencyKey))
     .map((i) => ({
       id: newId("del"),
       orgId: i.orgId,
