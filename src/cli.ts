@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { startMetricsServer } from "./metrics-server.ts";
 import { createOrganization } from "./orgs.ts";
+import { eraseOrganization } from "./retention/erase.ts";
 import { isOutage, openRuntime, type Runtime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
 import { loadSecretBox } from "./secrets/keys.ts";
@@ -22,6 +23,7 @@ const USAGE = `usage: escalation-shield <command>
   keygen                  print a new base64 SECRETS_KEY
   rotate-secrets-key      re-seal stored secrets under SECRETS_KEY (old key in SECRETS_KEY_PREVIOUS)
   org create <slug>       create an organization and its first admin API key
+  org delete <slug>       delete an organization and everything of it, in batches
   serve                   run the HTTP API (admin API, /docs, /healthz, /readyz, /metrics) on HOST:PORT
   worker [--only delivery|evaluator]
                           run the background workers (and /metrics on HOST:METRICS_PORT when set)
@@ -180,9 +182,23 @@ async function main(argv: string[]): Promise<number> {
     }
     case "org": {
       const slug = rest[1];
-      if (rest[0] !== "create" || slug === undefined) {
-        process.stderr.write("usage: escalation-shield org create <slug>\n");
+      if ((rest[0] !== "create" && rest[0] !== "delete") || slug === undefined) {
+        process.stderr.write("usage: escalation-shield org create|delete <slug>\n");
         return 2;
+      }
+      if (rest[0] === "delete") {
+        const { db, close } = openDatabase(config.databaseUrl);
+        try {
+          const erased = await eraseOrganization(db, slug);
+          if (!erased) {
+            process.stderr.write(`no organization "${slug}"\n`);
+            return 1;
+          }
+          process.stdout.write(`${JSON.stringify({ slug, deleted: erased })}\n`);
+        } finally {
+          await close();
+        }
+        return 0;
       }
       const { db, close } = openDatabase(config.databaseUrl);
       try {

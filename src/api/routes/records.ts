@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { explainRecord } from "../../automations/explain.ts";
+import { eraseRecord } from "../../retention/erase.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
@@ -33,7 +34,10 @@ const RecordView = Type.Object({
   automations: Type.Array(Verdict),
 });
 
-/** `GET /api/records/:id`: a stored record, its analysis, and why each automation fired or did not. */
+/**
+ * `GET /api/records/:id`: a stored record, its analysis, and why each automation fired or did not.
+ * `DELETE /api/records/:id`: deletion on request.
+ */
 export const recordRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   app.get(
     "/records/:id",
@@ -75,6 +79,28 @@ export const recordRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
           record_version: a.recordVersion,
         })),
       };
+    },
+  );
+
+  app.delete(
+    "/records/:id",
+    {
+      schema: {
+        tags: ["records"],
+        security: adminSecurity,
+        summary: "Delete a record and everything made from it",
+        description:
+          "Deletes the record, its analysis and evaluations, and its deliveries with their attempts (in batches, whatever their number). An alert made from it is never sent again: its pending deliveries go too. 404 for an id of another organization.",
+        params: Type.Object({ id: PathId("Record id (`rec_…`)") }, { additionalProperties: false }),
+        querystring: NoQuery,
+        response: { 204: Type.Null(), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { orgId } = adminOf(request);
+      if (!(await eraseRecord(rt.database.db, orgId, request.params.id))) throw notFound("record");
+      request.log.info({ record: request.params.id }, "record deleted on request");
+      return reply.code(204).send(null);
     },
   );
 };
