@@ -57,7 +57,7 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
   worker.on("failed", (job, err) => log.error({ job: job?.id, err }, "delivery job error"));
   worker.on("error", (err) => log.error({ err }, "delivery worker error"));
   return {
-    outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue, rt.box.keyIds()),
+    outbox: deliveryOutbox(rt.database.db, rt.deliveryQueue, rt.box.keyIds(), deps.guard),
     async close() {
       // With Redis away, BullMQ's close would wait for it to finish jobs it can never mark done; attempts
       // in flight then keep their Postgres lease and are attempted again once it lapses.

@@ -49,6 +49,7 @@ export function evaluationOutbox(db: Db, queue: EvaluationQueue): OutboxSource {
         data: { r: r.id, v: r.version } satisfies EvaluationJob,
         // An unevaluated record is due at once.
         delayMs: 0,
+        cursor: r.id,
       }));
     },
   };

@@ -66,20 +66,23 @@ end
 `;
 
 // Wakes jobs waiting for this destination, as many as it has free slots (at most 16 per call), oldest first.
+// KEYS[4] is the set of destinations that have waiting jobs; `member` is this one.
 const WAKE = `
-local function wake(cap)
+local function wake(cap, member)
   if redis.call('EXISTS', KEYS[3]) == 0 then return {} end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local free = math.min(16, cap - redis.call('ZCARD', KEYS[1]))
   if free <= 0 then return {} end
   local woken = redis.call('ZPOPMIN', KEYS[3], free)
+  if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SREM', KEYS[4], member) end
   local ids = {}
   for i = 1, #woken, 2 do ids[#ids + 1] = woken[i] end
   return ids
 end
 `;
 
-// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset. ARGV: now, leaseMs, cap, token, waiter job id.
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset, 4 set of destinations with waiters.
+// ARGV: now, leaseMs, cap, token, waiter job id, destination id.
 // Returns {1, probe} when admitted, {0, retryAt, reason, now} when not.
 const ACQUIRE = `${NOW}
 local lease = tonumber(ARGV[2])
@@ -89,6 +92,7 @@ local function wait(untilAt, reason)
     redis.call('ZADD', KEYS[3], 'NX', now, ARGV[5])
     redis.call('ZREMRANGEBYRANK', KEYS[3], ${MAX_WAITERS}, -1)
     redis.call('PEXPIRE', KEYS[3], 600000)
+    redis.call('SADD', KEYS[4], ARGV[6])
   end
   return {0, untilAt, reason, now}
 end
@@ -103,7 +107,9 @@ if openUntil > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= cap then return wait(now + ${CAP_WAIT_MS}, 'cap') end
-if ARGV[5] ~= '' then redis.call('ZREM', KEYS[3], ARGV[5]) end
+if ARGV[5] ~= '' and redis.call('ZREM', KEYS[3], ARGV[5]) == 1 and redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SREM', KEYS[4], ARGV[6])
+end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], lease * 2)
 if probe == 1 then
@@ -112,15 +118,15 @@ end
 return {1, probe}
 `;
 
-// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset.
-// ARGV: now, token, ok (1/0), threshold, cooldown, maxCooldown, ttl, cap.
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset, 4 set of destinations with waiters.
+// ARGV: now, token, ok (1/0), threshold, cooldown, maxCooldown, ttl, cap, destination id.
 // Returns {breaker state after the outcome (0 closed, 1 open), job ids to wake...}.
 const RELEASE = `${NOW}${WAKE}
 redis.call('ZREM', KEYS[1], ARGV[2])
 local cap = tonumber(ARGV[8])
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[2])
-  return {0, unpack(wake(cap))}
+  return {0, unpack(wake(cap, ARGV[9]))}
 end
 local failures = redis.call('HINCRBY', KEYS[2], 'failures', 1)
 local b = redis.call('HMGET', KEYS[2], 'open_until', 'cooldown')
@@ -140,15 +146,16 @@ elseif openUntil > now then
 end
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))
 if result == 1 then return {1} end
-return {0, unpack(wake(cap))}
+return {0, unpack(wake(cap, ARGV[9]))}
 `;
 
-// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset. ARGV: now, token, cap. Returns job ids to wake.
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset, 4 set of destinations with waiters.
+// ARGV: now, token, cap, destination id. Returns job ids to wake.
 const CANCEL = `${NOW}${WAKE}
 redis.call('ZREM', KEYS[1], ARGV[2])
 local openUntil = tonumber(redis.call('HGET', KEYS[2], 'open_until') or '0') or 0
 if openUntil > now then return {} end
-return wake(tonumber(ARGV[3]))
+return wake(tonumber(ARGV[3]), ARGV[4])
 `;
 
 // KEYS: 1 breaker hash. ARGV: now. Returns {open_until, now}.
@@ -181,17 +188,37 @@ export class DestinationGuard {
     this.settings = { ...DEFAULT_ISOLATION, ...settings };
     this.prefix = prefix;
     if (!("esAcquire" in redis)) {
-      redis.defineCommand("esAcquire", { numberOfKeys: 3, lua: ACQUIRE });
-      redis.defineCommand("esRelease", { numberOfKeys: 3, lua: RELEASE });
-      redis.defineCommand("esCancel", { numberOfKeys: 3, lua: CANCEL });
+      redis.defineCommand("esAcquire", { numberOfKeys: 4, lua: ACQUIRE });
+      redis.defineCommand("esRelease", { numberOfKeys: 4, lua: RELEASE });
+      redis.defineCommand("esCancel", { numberOfKeys: 4, lua: CANCEL });
       redis.defineCommand("esState", { numberOfKeys: 1, lua: STATE });
     }
     this.redis = redis as IsolationRedis;
   }
 
-  private keys(webhookId: string): [string, string, string] {
+  private keys(webhookId: string): [string, string, string, string] {
     const base = `${this.prefix}:dest:${webhookId}`;
-    return [`${base}:inflight`, `${base}:breaker`, `${base}:waiting`];
+    return [`${base}:inflight`, `${base}:breaker`, `${base}:waiting`, this.waitingSet()];
+  }
+
+  private waitingSet(): string {
+    return `${this.prefix}:dest-waiting`;
+  }
+
+  /**
+   * Destinations that have jobs waiting for them (at their cap, or with their breaker open): their pending
+   * deliveries are held back, not lost, so the sweeper need not look at them. A destination whose waiting
+   * list has since expired is dropped from the set here.
+   */
+  async heldBack(): Promise<string[]> {
+    const ids = await this.redis.smembers(this.waitingSet());
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.exists(this.keys(id)[2]);
+    const results = (await pipeline.exec()) ?? [];
+    const stale = ids.filter((_, i) => results[i]?.[1] === 0);
+    if (stale.length > 0) await this.redis.srem(this.waitingSet(), ...stale);
+    return ids.filter((_, i) => results[i]?.[1] === 1);
   }
 
   /**
@@ -213,6 +240,7 @@ export class DestinationGuard {
       maxInFlight ?? this.settings.maxInFlight,
       token,
       waiter,
+      webhookId,
     );
     if (ok === 1) return { admitted: true, probe: value === 1 };
     return {
@@ -246,6 +274,7 @@ export class DestinationGuard {
       s.maxCooldownMs,
       s.maxCooldownMs * 4,
       maxInFlight ?? s.maxInFlight,
+      webhookId,
     );
     return { breaker: open === 1 ? "open" : "closed", wake };
   }
@@ -255,7 +284,13 @@ export class DestinationGuard {
    * Returns the waiting jobs to wake.
    */
   async cancel(webhookId: string, token: string, maxInFlight?: number | null): Promise<string[]> {
-    return this.redis.esCancel(...this.keys(webhookId), "", token, maxInFlight ?? this.settings.maxInFlight);
+    return this.redis.esCancel(
+      ...this.keys(webhookId),
+      "",
+      token,
+      maxInFlight ?? this.settings.maxInFlight,
+      webhookId,
+    );
   }
 
   /** The breaker's state now (by Redis's clock unless `now` is given), for metrics and the API. */

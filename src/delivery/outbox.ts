@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { type AuthType, deliveries, type HoldReason, type SignatureScheme, webhooks } from "../db/schema.ts";
 import { newId } from "../ids.ts";
@@ -295,31 +295,49 @@ export interface AttemptRecord {
   responseExcerpt: string | null;
 }
 
+/** A pending row as the sweeper pages through them: a {@link QueuedRef} and where the next page starts. */
+export interface PendingRef extends QueuedRef {
+  /** `<next_attempt_at as Postgres prints it>|<id>`: exact to the microsecond, unlike a JS Date. */
+  cursor: string;
+}
+
 /**
- * Pending deliveries in id order after `afterId`; with `overdueMs`, only those due more than that long ago
- * by the database clock.
+ * Pending deliveries in due-time order after `after` (a {@link PendingRef} cursor, or "" to start), on the
+ * partial index of pending rows, so a page costs what it returns however many rows are pending. With
+ * `overdueMs`, only those due more than that long ago by the database clock; `skipWebhooks` leaves out
+ * destinations whose work is known to be held back.
  */
 export async function listPending(
   db: Executor,
-  afterId: string,
+  after: string,
   limit: number,
   overdueMs?: number,
-): Promise<QueuedRef[]> {
+  skipWebhooks: string[] = [],
+): Promise<PendingRef[]> {
+  const bar = after.indexOf("|");
+  const from =
+    bar < 0
+      ? undefined
+      : sql`(${deliveries.nextAttemptAt}, ${deliveries.id}) > (${after.slice(0, bar)}::timestamptz, ${after.slice(bar + 1)})`;
   return db
-    .select(queuedRefColumns)
+    .select({
+      ...queuedRefColumns,
+      cursor: sql<string>`${deliveries.nextAttemptAt}::text || '|' || ${deliveries.id}`,
+    })
     .from(deliveries)
     .where(
       and(
         eq(deliveries.status, "pending"),
-        gt(deliveries.id, afterId),
+        from,
         overdueMs === undefined
           ? undefined
           : sql`${deliveries.nextAttemptAt} < now() - make_interval(secs => ${overdueMs / 1000})`,
+        skipWebhooks.length > 0 ? notInArray(deliveries.webhookId, skipWebhooks) : undefined,
         // A leased row has an attempt running (or a dead worker's claim that has yet to lapse).
         sql`(${deliveries.leasedUntil} is null or ${deliveries.leasedUntil} < now())`,
       ),
     )
-    .orderBy(asc(deliveries.id))
+    .orderBy(asc(deliveries.nextAttemptAt), asc(deliveries.id))
     .limit(limit);
 }
 

@@ -3,7 +3,15 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
 import { type DeliveryJob, deliveryJobId, QUEUES } from "../jobs.ts";
 import type { OutboxRef, OutboxSource } from "../queue/sweeper.ts";
-import { listPending, type QueuedRef, RELEASE_BATCH, releaseHeld, releaseSecretHeld } from "./outbox.ts";
+import type { DestinationGuard } from "./isolation.ts";
+import {
+  listPending,
+  type PendingRef,
+  type QueuedRef,
+  RELEASE_BATCH,
+  releaseHeld,
+  releaseSecretHeld,
+} from "./outbox.ts";
 
 export type DeliveryQueue = Queue<DeliveryJob>;
 
@@ -67,18 +75,30 @@ export async function releaseInBatches(
  * again (an insert that raced with an enable, or an enable whose releases were cut short); and rows held
  * for a secret that this process's keys (`keyIds`) can now open.
  */
-export function deliveryOutbox(db: Db, queue: DeliveryQueue, keyIds: string[]): OutboxSource {
-  const toRef = (r: QueuedRef): OutboxRef => ({
+export function deliveryOutbox(
+  db: Db,
+  queue: DeliveryQueue,
+  keyIds: string[],
+  guard: Pick<DestinationGuard, "heldBack">,
+): OutboxSource {
+  const toRef = (r: PendingRef): OutboxRef => ({
     id: r.id,
     jobId: deliveryJobId(r.id, r.generation),
     name: DELIVERY_JOB_NAME,
     data: { d: r.id, g: r.generation, w: r.webhookId } satisfies DeliveryJob,
     delayMs: r.delayMs,
+    cursor: r.cursor,
   });
   return {
     name: "deliveries",
     queue,
-    list: async (after, limit, overdueMs) => (await listPending(db, after, limit, overdueMs)).map(toRef),
+    async list(after, limit, overdueMs) {
+      // Work held back by a full destination or an open breaker is overdue by design, and its jobs are
+      // waiting in Redis: looking at it every sweep would cost the whole backlog each time. After a flush
+      // (no overdueMs: a full pass) everything is looked at.
+      const skip = overdueMs === undefined ? [] : await guard.heldBack();
+      return (await listPending(db, after, limit, overdueMs, skip)).map(toRef);
+    },
     async repair() {
       const held = await releaseInBatches(queue, () => releaseHeld(db));
       return held + (await releaseInBatches(queue, () => releaseSecretHeld(db, keyIds)));

@@ -11,17 +11,20 @@ export interface OutboxRef {
   data: object;
   /** How long until the row is due, by the database clock, in ms (0 when due). */
   delayMs: number;
+  /** Where the next page starts: `list(cursor)` returns the rows after this one. */
+  cursor: string;
 }
 
 /**
- * One Postgres outbox whose rows each need a BullMQ job. `list` pages through pending rows in id order
- * after `afterId`; with `overdueMs` only those that should have run more than that long ago, by the
- * database clock (never this process's, which may be off).
+ * One Postgres outbox whose rows each need a BullMQ job. `list` pages through pending rows after the
+ * cursor `after` ("" for the first page; then the last row's `cursor`), in an order an index serves, so a
+ * page costs what it returns; with `overdueMs` only those that should have run more than that long ago, by
+ * the database clock (never this process's, which may be off).
  */
 export interface OutboxSource {
   name: string;
   queue: Queue;
-  list(afterId: string, limit: number, overdueMs?: number): Promise<OutboxRef[]>;
+  list(after: string, limit: number, overdueMs?: number): Promise<OutboxRef[]>;
   /** Extra repair run after each sweep (e.g. releasing held deliveries); returns how many rows it queued. */
   repair?(): Promise<number>;
 }
@@ -96,7 +99,7 @@ export class Sweeper {
         missing.map((r) => ({ name: r.name, data: r.data, opts: { jobId: r.jobId, delay: r.delayMs } })),
       );
       requeued += missing.length;
-      after = (page[page.length - 1] as OutboxRef).id;
+      after = (page[page.length - 1] as OutboxRef).cursor;
       if (page.length < PAGE) break;
     }
     const repaired = source.repair ? await source.repair() : 0;
