@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, lt } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { type DeliveryStatus, deliveries, deliveryAttempts, type HoldReason } from "../db/schema.ts";
 import type { AttemptRecord } from "./outbox.ts";
@@ -57,18 +57,42 @@ function summary<T extends { status: DeliveryStatus; nextAttemptAt: Date | null 
   return { ...row, nextAttemptAt: row.status === "pending" ? row.nextAttemptAt : null };
 }
 
+/** Totals are counted exactly up to this many rows; above it they are the planner's estimate. */
+export const EXACT_TOTAL_UP_TO = 10_000;
+
+/** Where a page starts: after this delivery, in the history's order (newest first). */
+export interface HistoryCursor {
+  /** `created_at` as Postgres prints it (exact to the microsecond). */
+  createdAt: string;
+  id: string;
+}
+
+/** How a page is chosen: a cursor from the previous page, or a page number (1-based). */
+export type PageOf = { cursor: HistoryCursor } | { page: number };
+
+export interface HistoryPage {
+  rows: DeliverySummary[];
+  /** Where the next page starts; undefined on the last page. */
+  next: HistoryCursor | undefined;
+  total: number;
+  /** True when `total` is an estimate (more than {@link EXACT_TOTAL_UP_TO} match). */
+  totalEstimated: boolean;
+}
+
 /**
- * A page of one destination's deliveries, newest first, and how many match in all. `page` starts at 1;
- * `perPage` is the page size. Scoped to the organization as well as the destination.
+ * A page of one destination's deliveries, newest first, scoped to the organization as well as the
+ * destination. With a cursor the page is found on the index (`webhook_id, created_at`) at any depth; a page
+ * number still works (by OFFSET, so deep numbers cost more). The total is exact up to
+ * {@link EXACT_TOTAL_UP_TO} and an estimate above, so no request counts a whole large history.
  */
 export async function listDeliveries(
   db: Executor,
   orgId: string,
   webhookId: string,
   filter: HistoryFilter,
-  page: number,
+  pageOf: PageOf,
   perPage: number,
-): Promise<{ rows: DeliverySummary[]; total: number }> {
+): Promise<HistoryPage> {
   const where = and(
     eq(deliveries.orgId, orgId),
     eq(deliveries.webhookId, webhookId),
@@ -76,17 +100,47 @@ export async function listDeliveries(
     filter.to ? lt(deliveries.createdAt, filter.to) : undefined,
     filter.status ? eq(deliveries.status, filter.status) : undefined,
   );
-  const [rows, [counted]] = await Promise.all([
+  const after =
+    "cursor" in pageOf
+      ? sql`(${deliveries.createdAt}, ${deliveries.id}) < (${pageOf.cursor.createdAt}::timestamptz, ${pageOf.cursor.id})`
+      : undefined;
+  const [found, total] = await Promise.all([
     db
-      .select(summaryColumns)
+      .select({ ...summaryColumns, createdAtText: sql<string>`${deliveries.createdAt}::text` })
       .from(deliveries)
-      .where(where)
+      .where(and(where, after))
       .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
-      .limit(perPage)
-      .offset((page - 1) * perPage),
-    db.select({ total: count() }).from(deliveries).where(where),
+      .limit(perPage + 1)
+      .offset("page" in pageOf ? (pageOf.page - 1) * perPage : 0),
+    boundedTotal(db, where),
   ]);
-  return { rows: rows.map(summary), total: counted?.total ?? 0 };
+  const rows = found.slice(0, perPage);
+  const last = rows.at(-1);
+  return {
+    rows: rows.map(({ createdAtText: _, ...row }) => summary(row)),
+    next: found.length > perPage && last ? { createdAt: last.createdAtText, id: last.id } : undefined,
+    ...total,
+  };
+}
+
+/** Counts matching deliveries up to {@link EXACT_TOTAL_UP_TO}; past that, asks the planner for its estimate. */
+async function boundedTotal(
+  db: Executor,
+  where: SQL | undefined,
+): Promise<{ total: number; totalEstimated: boolean }> {
+  const capped = db
+    .select({ one: sql`1` })
+    .from(deliveries)
+    .where(where)
+    .limit(EXACT_TOTAL_UP_TO + 1);
+  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (${capped}) x`);
+  const n = row?.n ?? 0;
+  if (n <= EXACT_TOTAL_UP_TO) return { total: n, totalEstimated: false };
+  const plan = await db.execute<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }>(
+    sql`explain (format json) ${db.select({ one: sql`1` }).from(deliveries).where(where)}`,
+  );
+  const estimate = Math.round(plan[0]?.["QUERY PLAN"][0]?.Plan["Plan Rows"] ?? 0);
+  return { total: Math.max(estimate, n), totalEstimated: true };
 }
 
 /** One delivery of the destination with its payload and every attempt in order, or `undefined`. */
