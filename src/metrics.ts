@@ -1,9 +1,10 @@
 import type { JobType } from "bullmq";
-import { count, eq, isNotNull, or } from "drizzle-orm";
+import { and, count, eq, isNotNull, or } from "drizzle-orm";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Db } from "./db/client.ts";
 import { deliveries, webhooks } from "./db/schema.ts";
+import { notDeleted } from "./destinations/store.ts";
 import type { Logger } from "./log.ts";
 
 const P = "escalation_shield_";
@@ -132,7 +133,7 @@ function listUnwell(db: Db) {
   return db
     .select({ id: webhooks.id, enabled: webhooks.enabled, failingSince: webhooks.failingSince })
     .from(webhooks)
-    .where(or(eq(webhooks.enabled, false), isNotNull(webhooks.failingSince)))
+    .where(and(or(eq(webhooks.enabled, false), isNotNull(webhooks.failingSince)), notDeleted))
     .orderBy(webhooks.id)
     .limit(MAX_DESTINATION_SERIES);
 }

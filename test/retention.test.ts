@@ -92,7 +92,11 @@ describe("retention", () => {
         .from(deliveryAttempts)
         .where(inArray(deliveryAttempts.deliveryId, [oldDelivered, oldFailed, manyOld]));
       assert.equal(attempts[0]?.n, 0, "their attempts went with them");
-      assert.deepEqual(await p.runOnce(), { deliveries: 0, records: 0 }, "nothing more to do");
+      assert.deepEqual(
+        await p.runOnce(),
+        { deliveries: 0, records: 0, deletedDestinations: 0 },
+        "nothing more to do",
+      );
     } finally {
       await p.stop();
       await other.stop();

@@ -80,6 +80,18 @@ export const webhooks = pgTable(
   (t) => [index("webhooks_org_idx").on(t.orgId)],
 );
 
+/**
+ * Destinations deleted by an admin whose rows are still being removed: from the request on they are
+ * disabled and invisible, and the pruner deletes their deliveries in batches, then the destination itself
+ * (which takes this row with it).
+ */
+export const webhookDeletions = pgTable("webhook_deletions", {
+  webhookId: text("webhook_id")
+    .primaryKey()
+    .references(() => webhooks.id, { onDelete: "cascade" }),
+  requestedAt: timestamp("requested_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
 export const automations = pgTable(
   "automations",
   {

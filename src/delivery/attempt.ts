@@ -8,6 +8,7 @@ import {
   healthEventDeliveries,
   mayChangeHealth,
 } from "../destinations/health.ts";
+import { holdAllPending } from "../destinations/store.ts";
 import { DecryptError, OutboundError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
@@ -300,9 +301,11 @@ async function trackHealth(
   // One clock reading for the transition and its event, so a `destination.failing` event announces the very
   // `failing_since` that is stored (and that a later `destination.disabled` event and reason repeat).
   const now = new Date();
+  let disabled = false;
   const pending = await deps.db.transaction(async (tx) => {
     const change = await applyOutcome(tx, before, ok, ok ? null : lastError, deps.disableAfterMs, now);
     if (!change) return [];
+    disabled = change.event === "destination.disabled";
     deps.log.warn(
       { webhook: claimed.webhookId, event: change.event, reason: change.reason },
       "destination health changed",
@@ -311,4 +314,5 @@ async function trackHealth(
     return (await insertDeliveries(tx, items, deps.retrySchedule.length + 1)).pending;
   });
   await queueDeliveries(deps.deliveryQueue, pending);
+  if (disabled) await holdAllPending(deps.db, claimed.webhookId);
 }

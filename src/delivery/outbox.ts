@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { type AuthType, deliveries, type HoldReason, type SignatureScheme, webhooks } from "../db/schema.ts";
+import { notDeleted } from "../destinations/store.ts";
 import { newId } from "../ids.ts";
 
 /** What a caller asks to deliver; the body is frozen as given. */
@@ -84,7 +85,8 @@ export async function insertDeliveries(
       await db
         .select({ id: webhooks.id, enabled: webhooks.enabled })
         .from(webhooks)
-        .where(inArray(webhooks.id, ids))
+        // A destination being deleted gets nothing new, not even held deliveries.
+        .where(and(inArray(webhooks.id, ids), notDeleted))
     ).map((w) => [w.id, w.enabled]),
   );
   const fresh = await claimAlertKeys(db, items);

@@ -4,7 +4,7 @@ import { deliveries, webhooks } from "../db/schema.ts";
 import { type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
 import { subscribesTo } from "./events.ts";
-import { holdPendingDeliveries } from "./store.ts";
+import { notDeleted } from "./store.ts";
 
 export type HealthEvent = "destination.failing" | "destination.disabled" | "destination.recovered";
 
@@ -72,7 +72,8 @@ export async function applyOutcome(
     .where(and(eq(webhooks.id, before.webhookId), eq(webhooks.enabled, true)))
     .returning({ id: webhooks.id });
   if (rows.length === 0) return undefined;
-  await holdPendingDeliveries(db, before.webhookId);
+  // Its backlog is held after the commit, a batch at a time (holdAllPending): nothing is claimed for a
+  // disabled destination meanwhile.
   return { event: "destination.disabled", reason };
 }
 
@@ -91,7 +92,7 @@ export async function healthEventDeliveries(
   const targets = await db
     .select({ id: webhooks.id, events: webhooks.events })
     .from(webhooks)
-    .where(eq(webhooks.orgId, before.orgId));
+    .where(and(eq(webhooks.orgId, before.orgId), notDeleted));
   return targets
     .filter((t) => t.id !== before.webhookId && subscribesTo(t.events, event))
     .map((t) => {

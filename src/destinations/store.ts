@@ -1,6 +1,13 @@
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type AuthType, deliveries, type SignatureScheme, webhooks } from "../db/schema.ts";
+import {
+  type AuthType,
+  automationWebhooks,
+  deliveries,
+  type SignatureScheme,
+  webhookDeletions,
+  webhooks,
+} from "../db/schema.ts";
 import { newId, newToken } from "../ids.ts";
 import type { SecretBox } from "../secrets/box.ts";
 import { sealContext } from "../secrets/contexts.ts";
@@ -76,12 +83,15 @@ const viewColumns = {
   updatedAt: webhooks.updatedAt,
 };
 
+/** True for a destination that is not being deleted (see {@link deleteWebhook}). */
+export const notDeleted = sql`not exists (select 1 from webhook_deletions x where x.webhook_id = ${webhooks.id})`;
+
 /** An organization's destinations, oldest first. */
 export async function listWebhooks(db: Executor, orgId: string): Promise<WebhookView[]> {
   return db
     .select(viewColumns)
     .from(webhooks)
-    .where(eq(webhooks.orgId, orgId))
+    .where(and(eq(webhooks.orgId, orgId), notDeleted))
     .orderBy(asc(webhooks.createdAt), asc(webhooks.id));
 }
 
@@ -98,7 +108,7 @@ export async function getWebhook(
   const query = db
     .select(viewColumns)
     .from(webhooks)
-    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId)));
+    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId), notDeleted));
   const [row] = options.forUpdate ? await query.for("update") : await query;
   return row;
 }
@@ -163,26 +173,57 @@ export async function updateWebhook(
 }
 
 /**
- * Deletes a destination; its deliveries and attempts go with it (foreign keys cascade), so a job still queued
- * for one of them finds no row and does nothing. Returns whether a row was deleted.
+ * Deletes a destination, in bounded statements whatever its backlog: at once it is disabled (no attempt is
+ * claimed for it from here on), unlinked from its automations, recorded in `webhook_deletions` and so
+ * invisible to the API; the pruner then deletes its deliveries and attempts in batches, and the destination
+ * itself (see purgeDeletedWebhooks). Returns whether the organization had such a destination.
  */
 export async function deleteWebhook(db: Executor, orgId: string, id: string): Promise<boolean> {
   const rows = await db
-    .delete(webhooks)
-    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId)))
+    .update(webhooks)
+    .set({ enabled: false, updatedAt: sql`now()` })
+    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId), notDeleted))
     .returning({ id: webhooks.id });
-  return rows.length > 0;
+  if (rows.length === 0) return false;
+  await db.insert(webhookDeletions).values({ webhookId: id }).onConflictDoNothing();
+  await db.delete(automationWebhooks).where(eq(automationWebhooks.webhookId, id));
+  return true;
 }
 
 /**
- * Turns a destination's `pending` deliveries into `held`, so none goes out while it is disabled (an attempt
- * already in flight finishes). Returns how many were held.
+ * Turns up to `limit` of a disabled destination's `pending` deliveries into `held`, so the history says
+ * why they wait (none goes out meanwhile either way: a disabled destination's deliveries are never
+ * claimed, and an attempt already in flight finishes). Callers repeat it until it returns fewer than
+ * `limit`. Returns how many were held.
  */
-export async function holdPendingDeliveries(db: Executor, webhookId: string): Promise<number> {
+export async function holdPendingDeliveries(db: Executor, webhookId: string, limit = 1000): Promise<number> {
+  const batch = db
+    .select({ id: deliveries.id })
+    .from(deliveries)
+    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "pending")))
+    .limit(limit)
+    .for("update", { skipLocked: true });
   const rows = await db
     .update(deliveries)
     .set({ status: "held" })
-    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "pending")))
+    .where(
+      and(
+        inArray(deliveries.id, batch),
+        eq(deliveries.status, "pending"),
+        sql`not exists (
+      select 1 from webhooks w where w.id = ${deliveries.webhookId} and w.enabled)`,
+      ),
+    )
     .returning({ id: deliveries.id });
   return rows.length;
+}
+
+/** Holds every pending delivery of a disabled destination, {@link holdPendingDeliveries} a batch at a time. */
+export async function holdAllPending(db: Executor, webhookId: string): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await holdPendingDeliveries(db, webhookId);
+    total += n;
+    if (n < 1000) return total;
+  }
 }

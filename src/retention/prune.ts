@@ -74,3 +74,35 @@ export async function pruneBacklog(
         : await count(sql`select 1 from records where created_at < now() - ${interval(recordRetentionMs)}`),
   };
 }
+
+/**
+ * Finishes deleting destinations an admin deleted (see deleteWebhook): their deliveries and attempts
+ * `limit` at a time, then the destination itself. Returns how many deliveries it deleted; stops after
+ * `maxStatements` statements, leaving the rest for the next run.
+ */
+export async function purgeDeletedWebhooks(
+  db: Executor,
+  limit = PRUNE_BATCH,
+  maxStatements = 100,
+): Promise<number> {
+  const pending = await db.execute<{ webhook_id: string }>(
+    sql`select webhook_id from webhook_deletions order by requested_at limit 10`,
+  );
+  let deleted = 0;
+  let statements = 0;
+  for (const { webhook_id: id } of pending) {
+    for (;;) {
+      if (statements++ >= maxStatements) return deleted;
+      const [row] = await db.execute<{ n: number }>(sql`
+        with gone as (delete from deliveries where id in (
+          select id from deliveries where webhook_id = ${id} limit ${limit}) returning 1)
+        select count(*)::int as n from gone`);
+      const n = row?.n ?? 0;
+      deleted += n;
+      if (n < limit) break;
+    }
+    // Its deliveries are gone: the rest (automation links, this request) goes with the row.
+    await db.execute(sql`delete from webhooks where id = ${id}`);
+  }
+  return deleted;
+}

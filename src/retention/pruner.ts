@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../log.ts";
-import { PRUNE_BATCH, pruneBacklog, pruneDeliveries, pruneRecords } from "./prune.ts";
+import { PRUNE_BATCH, pruneBacklog, pruneDeliveries, pruneRecords, purgeDeletedWebhooks } from "./prune.ts";
 
 /** The advisory lock that lets one process prune at a time (an arbitrary constant of this product's). */
 const PRUNE_LOCK = 7_310_442_001;
@@ -21,8 +21,9 @@ export interface PrunerSettings {
 }
 
 /**
- * Retention, in every worker process: every `intervalMs`, the process that gets the advisory lock deletes
- * finished deliveries and old records in batches of {@link PRUNE_BATCH}, pausing between batches. The lock
+ * Retention, in every worker process: every `intervalMs`, the process that gets the advisory lock finishes
+ * deleting destinations an admin deleted, then deletes finished deliveries and old records in batches of
+ * {@link PRUNE_BATCH}, pausing between batches. The lock
  * is held on a connection of its own, so a process that dies releases it with its connection.
  */
 export class Pruner {
@@ -43,7 +44,6 @@ export class Pruner {
   }
 
   start(): void {
-    if (this.settings.deliveryRetentionMs === 0 && this.settings.recordRetentionMs === 0) return;
     const tick = () => {
       this.running = this.runOnce()
         .catch((err: unknown) => this.log.warn({ err }, "prune failed; will try again"))
@@ -63,8 +63,8 @@ export class Pruner {
   }
 
   /** One run, if no other process is pruning; returns what it deleted (zeros when it did not get the lock). */
-  async runOnce(): Promise<{ deliveries: number; records: number }> {
-    const done = { deliveries: 0, records: 0 };
+  async runOnce(): Promise<{ deliveries: number; records: number; deletedDestinations: number }> {
+    const done = { deliveries: 0, records: 0, deletedDestinations: 0 };
     const [lock] = await this.lockConnection`select pg_try_advisory_lock(${PRUNE_LOCK}) as ok`;
     if (!lock?.ok) return done;
     try {
@@ -79,6 +79,8 @@ export class Pruner {
           );
         }
       }
+      // Destinations an admin deleted go whatever the retention: their rows, then themselves.
+      done.deletedDestinations = await purgeDeletedWebhooks(this.db);
       const deadline = Date.now() + RUN_BUDGET_MS;
       for (const [what, prune, retention] of [
         ["deliveries", pruneDeliveries, deliveryRetentionMs],
@@ -92,7 +94,8 @@ export class Pruner {
           await sleep(BATCH_PAUSE_MS);
         }
       }
-      if (done.deliveries + done.records > 0) this.log.info(done, "retention: pruned");
+      if (done.deliveries + done.records + done.deletedDestinations > 0)
+        this.log.info(done, "retention: pruned");
       return done;
     } finally {
       await this.lockConnection`select pg_advisory_unlock(${PRUNE_LOCK})`;

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { eq, sql } from "drizzle-orm";
+import type { FastifyBaseLogger } from "fastify";
 import { Type } from "typebox";
 import type { Executor } from "../../db/client.ts";
 import { type AuthType, webhooks } from "../../db/schema.ts";
@@ -21,7 +22,7 @@ import {
   createWebhook,
   deleteWebhook,
   getWebhook,
-  holdPendingDeliveries,
+  holdAllPending,
   listWebhooks,
   updateWebhook,
   type WebhookChanges,
@@ -299,6 +300,18 @@ function checkEvents(events: string[] | undefined): void {
 }
 
 /** `/api/integrations/webhooks`: webhook destinations (seed 002), their secrets and test events. */
+/**
+ * Finishes an admin action's bulk work after the answer has gone (holding or releasing a backlog, a batch at
+ * a time). A failure is logged with what was being done; the sweeper and the jobs themselves finish the work
+ * in any case.
+ */
+function inBackground(log: FastifyBaseLogger, what: string, work: () => Promise<number>): void {
+  work().then(
+    (rows) => log.info({ rows }, `webhook destination: ${what} done`),
+    (err: unknown) => log.warn({ err }, `webhook destination: ${what} cut short; the sweeper finishes it`),
+  );
+}
+
 export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
   const policy = compilePolicy({ allowlist: rt.config.destinationAllowlist, dnsServers: [] });
@@ -431,15 +444,20 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
         const signing = await getSigningSettings(tx, orgId, id);
         if (!updated || !signing) throw notFound("webhook destination");
-        if (body.enabled === false) await holdPendingDeliveries(tx, id);
         return { view: presentWebhook(updated, signing) };
       });
-      // After commit, a batch at a time (each a new generation, due now): no statement holds the whole
-      // backlog's locks, and a job never runs before the row it points at is visible. Should this be cut
-      // short (Redis away, the process stopped), the sweeper releases and queues the rest.
-      const released =
-        body.enabled === true ? await releaseInBatches(rt.deliveryQueue, () => releaseHeld(db, id)) : 0;
-      request.log.info({ webhook: id, fields: Object.keys(body), released }, "webhook destination updated");
+      // The answer does not wait for the backlog, however large: from the commit on nothing is claimed for a
+      // disabled destination, and what an enable releases goes out a batch at a time as it is released (each
+      // a new generation, due now; a job never runs before the row it points at is visible). Should this be
+      // cut short (Redis away, the process stopped), the sweeper releases what is left, and a job of a
+      // disabled destination holds its own delivery.
+      if (body.enabled === false) inBackground(request.log, "holding", () => holdAllPending(db, id));
+      if (body.enabled === true) {
+        inBackground(request.log, "releasing", () =>
+          releaseInBatches(rt.deliveryQueue, () => releaseHeld(db, id)),
+        );
+      }
+      request.log.info({ webhook: id, fields: Object.keys(body) }, "webhook destination updated");
       return view;
     },
   );
