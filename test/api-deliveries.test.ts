@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { eq } from "drizzle-orm";
 import { deliveries } from "../src/db/schema.ts";
 import { deliveryJobId } from "../src/jobs.ts";
+import { Pruner } from "../src/retention/pruner.ts";
 import { standardSignature } from "../src/signing/standard.ts";
 import { type ApiStack, assertApiError, startApiStack } from "./helpers/api.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
@@ -284,12 +285,7 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
     );
     const del = await s.api.delete(`${WH}/${wh.id}`);
     assert.equal(del.status, 204);
-    const rows = await s.stack.rt.database.db
-      .select()
-      .from(deliveries)
-      .where(eq(deliveries.webhookId, wh.id));
-    assert.equal(rows.length, 0, "deliveries cascade away");
-    // The delayed job still runs once, finds no row and finishes without an attempt or an error.
+    // The delayed job still runs once, finds its destination gone and finishes without an attempt or an error.
     const queue = s.stack.rt.deliveryQueue;
     const key = `${queue.opts.prefix}:${queue.name}:${deliveryJobId(sent.json.delivery_id, 0)}`;
     await waitFor("queued job gone", async () => (await s.stack.rt.redis.exists(key)) === 0, 10_000);
@@ -297,6 +293,23 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
     assert.equal(r.requests.length, 1, "nothing more reaches the receiver");
     assert.ok(!s.stack.logs.some((l) => l.includes(sent.json.delivery_id) && l.includes('"level":50')));
     assertApiError(await s.api.get(`${WH}/${wh.id}/deliveries`), 404, "ErrCodeNotFound");
+    // The pruner then removes its rows (in batches; here one run).
+    const pruner = new Pruner(s.stack.rt.database.db, s.stack.rt.log, {
+      databaseUrl: s.stack.config.databaseUrl,
+      deliveryRetentionMs: 0,
+      recordRetentionMs: 0,
+      intervalMs: 60_000,
+    });
+    try {
+      await pruner.runOnce();
+    } finally {
+      await pruner.stop();
+    }
+    const rows = await s.stack.rt.database.db
+      .select()
+      .from(deliveries)
+      .where(eq(deliveries.webhookId, wh.id));
+    assert.equal(rows.length, 0, "its deliveries are gone");
   });
 
   test("a new credential and URL are used from the next attempt on", async () => {

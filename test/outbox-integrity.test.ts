@@ -311,7 +311,10 @@ describe("the outbox never lies", () => {
       const db = s.stack.rt.database.db;
       await waitFor("each failed once", () => r.requests.length === 5);
       assert.equal((await s.api.patch(`${WH}/${wh.id}`, { enabled: false })).status, 200);
-      for (const a of alerts) assert.equal((await deliveryRow(db, a.id))?.status, "held");
+      await waitFor("all held", async () => {
+        for (const a of alerts) if ((await deliveryRow(db, a.id))?.status !== "held") return false;
+        return true;
+      });
       up = true;
       const enabledAt = Date.now();
       assert.equal((await s.api.patch(`${WH}/${wh.id}`, { enabled: true })).status, 200);

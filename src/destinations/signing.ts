@@ -4,7 +4,7 @@ import { type SignatureScheme, webhooks } from "../db/schema.ts";
 import type { SecretBox } from "../secrets/box.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import { generateEd25519KeyPair } from "../signing/ed25519.ts";
-import { newSigningSecret } from "./store.ts";
+import { newSigningSecret, notDeleted } from "./store.ts";
 
 /** Longest grace period a rotation may keep the old secret signing for: 7 days, in seconds. */
 export const MAX_GRACE_SECONDS = 7 * 86_400;
@@ -37,7 +37,7 @@ export async function rotateSigningSecret(
     const [row] = await tx
       .select({ current: webhooks.signingSecretSealed })
       .from(webhooks)
-      .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)))
+      .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted))
       .for("update");
     if (!row) return undefined;
     const previous =
@@ -81,7 +81,7 @@ export async function enableEd25519(
       )})`,
       updatedAt: new Date(),
     })
-    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)))
+    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted))
     .returning({ publicKey: webhooks.ed25519PublicKey });
   return row?.publicKey ? { public_key: row.publicKey } : undefined;
 }
@@ -91,7 +91,7 @@ export async function disableEd25519(db: Executor, orgId: string, webhookId: str
   const rows = await db
     .update(webhooks)
     .set({ ed25519PublicKey: null, ed25519SecretKeySealed: null, updatedAt: new Date() })
-    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)))
+    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted))
     .returning({ id: webhooks.id });
   return rows.length > 0;
 }
@@ -104,7 +104,7 @@ export async function getPublicKey(db: Executor, webhookId: string): Promise<str
   const [row] = await db
     .select({ publicKey: webhooks.ed25519PublicKey })
     .from(webhooks)
-    .where(eq(webhooks.id, webhookId));
+    .where(and(eq(webhooks.id, webhookId), notDeleted));
   return row?.publicKey ?? undefined;
 }
 
@@ -131,7 +131,7 @@ export async function getSigningSettings(
         then ${webhooks.previousSecretExpiresAt} end`.mapWith(webhooks.previousSecretExpiresAt),
     })
     .from(webhooks)
-    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)));
+    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted));
   return row;
 }
 
@@ -145,7 +145,7 @@ export async function setSignatureScheme(
   const rows = await db
     .update(webhooks)
     .set({ signatureScheme: scheme, updatedAt: new Date() })
-    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)))
+    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted))
     .returning({ id: webhooks.id });
   return rows.length > 0;
 }
