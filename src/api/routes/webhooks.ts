@@ -414,7 +414,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         security,
         summary: "Update a webhook destination",
         description:
-          "A new URL or credential is used from the next attempt on. `enabled: false` holds pending deliveries (an attempt already in flight finishes); `enabled: true` releases held ones at once.",
+          "A new URL or credential is used from the next attempt on. `enabled: false` stops deliveries at once (an attempt already in flight finishes) and marks the pending ones `held`; `enabled: true` makes the held ones due at once. Either answers without waiting for the backlog, which is held or released in batches right after.",
         params: IdParams,
         querystring: NoQuery,
         body: PatchBody,
@@ -470,7 +470,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         security,
         summary: "Delete a webhook destination",
         description:
-          "Deletes the destination and its delivery history at once; nothing more is sent to it, retries included.",
+          "Deletes the destination: from this answer on it is gone for the API and nothing more is sent to it, retries included. Its delivery history is removed in the background, a batch at a time, whatever its size.",
         params: IdParams,
         querystring: NoQuery,
         response: { 204: Type.Null({ description: "Deleted" }), ...errorResponses },
