@@ -65,6 +65,15 @@ describe("a destination with a large backlog", () => {
         "each released delivery queued, due at once",
       );
 
+      // The backlog fails for good; recovering its window answers at once and queues it all, in batches.
+      await db.execute(sql`update deliveries set status = 'failed' where webhook_id = ${wh.id}`);
+      await s.stack.rt.deliveryQueue.obliterate({ force: true });
+      const recovered = await timed(() =>
+        s.api.post(`${WH}/${wh.id}/recover`, { since: "2000-01-01T00:00:00Z" }),
+      );
+      assert.equal(recovered.status, 202);
+      await waitFor("the window recovered", async () => (await count("pending")) === BACKLOG, 60_000, 200);
+
       const deleted = await timed(() => s.api.delete(`${WH}/${wh.id}`));
       assert.equal(deleted.status, 204);
       assert.equal((await s.api.get(`${WH}/${wh.id}`)).status, 404, "gone for the API at once");
@@ -90,6 +99,7 @@ describe("a destination with a large backlog", () => {
       for (const [what, t] of [
         ["disable", disabled],
         ["enable", enabled],
+        ["recover", recovered],
         ["delete", deleted],
       ] as const) {
         assert.ok(t.ms < 1500, `${what} answered in ${t.ms} ms`);

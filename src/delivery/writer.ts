@@ -223,12 +223,13 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | 
         ${Math.max(0, Math.round(b.outcome.retryInMs))}::int)`;
     });
     // Status and next time are decided here, against the row as it is now: a manual retry made while the
-    // attempt ran has raised max_attempts (so no `failed`) and set its own due time (kept).
+    // attempt ran has raised max_attempts (so no `failed`) and set its own due time (kept), and a
+    // destination disabled meanwhile holds what did not get through.
     await tx.execute(sql`
       update deliveries d set
         status = case
           when u.ok then 'delivered'
-          when d.status = 'held' then 'held'
+          when d.status = 'held' or not w.enabled then 'held'
           when d.attempt_count >= d.max_attempts then 'failed'
           else 'pending' end,
         last_http_status = u.http_status,
@@ -242,8 +243,10 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | 
         leased_until = null,
         claim_token = null
       from (values ${sql.join(rows, sql`, `)})
-        as u(id, claim_token, generation, ok, http_status, last_error, last_attempt_at, retry_in_ms)
-      where d.id = u.id and d.claim_token = u.claim_token and d.status in ('pending', 'held')`);
+        as u(id, claim_token, generation, ok, http_status, last_error, last_attempt_at, retry_in_ms),
+        webhooks w
+      where d.id = u.id and d.claim_token = u.claim_token and d.status in ('pending', 'held')
+        and w.id = d.webhook_id`);
   });
 }
 

@@ -1,4 +1,4 @@
-import { and, eq, gte, isNull, lte, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { deliveries, webhooks } from "../db/schema.ts";
 import { type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
@@ -119,7 +119,9 @@ export async function healthEventDeliveries(
 
 /**
  * Queues again every failed delivery of a destination created in [since, until], each with a fresh set of
- * `attempts` attempts. Scoped to the organization. Returns the refs to queue after commit.
+ * `attempts` attempts, up to `limit` (default 1,000) per call: callers repeat it until it returns fewer.
+ * Scoped to the organization. Returns the refs to queue after commit (held ones too; queueing them is
+ * harmless, a job of a held delivery does nothing).
  */
 export async function recoverFailed(
   db: Executor,
@@ -128,7 +130,22 @@ export async function recoverFailed(
   since: Date,
   until: Date,
   attempts: number,
+  limit = 1000,
 ): Promise<QueuedRef[]> {
+  const batch = db
+    .select({ id: deliveries.id })
+    .from(deliveries)
+    .where(
+      and(
+        eq(deliveries.webhookId, webhookId),
+        eq(deliveries.orgId, orgId),
+        eq(deliveries.status, "failed"),
+        gte(deliveries.createdAt, since),
+        lte(deliveries.createdAt, until),
+      ),
+    )
+    .limit(limit)
+    .for("update", { skipLocked: true });
   return db
     .update(deliveries)
     .set({
@@ -139,14 +156,6 @@ export async function recoverFailed(
       // The schedule starts over: the next wait is its first, not the one after attempt N.
       scheduleStart: sql`${deliveries.attemptCount}`,
     })
-    .where(
-      and(
-        eq(deliveries.webhookId, webhookId),
-        eq(deliveries.orgId, orgId),
-        eq(deliveries.status, "failed"),
-        gte(deliveries.createdAt, since),
-        lte(deliveries.createdAt, until),
-      ),
-    )
+    .where(and(inArray(deliveries.id, batch), eq(deliveries.status, "failed")))
     .returning(queuedRefColumns);
 }

@@ -202,7 +202,8 @@ export async function holdPendingDeliveries(db: Executor, webhookId: string, lim
     .from(deliveries)
     .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "pending")))
     .limit(limit)
-    .for("update", { skipLocked: true });
+    // Waits for a row an outcome is being written to rather than skipping it and leaving it pending.
+    .for("update");
   const rows = await db
     .update(deliveries)
     .set({ status: "held" })

@@ -8,7 +8,7 @@ import {
   listDeliveries,
 } from "../../delivery/history.ts";
 import { retryNow } from "../../delivery/outbox.ts";
-import { queueDeliveries } from "../../delivery/queue.ts";
+import { queueDeliveries, releaseInBatches } from "../../delivery/queue.ts";
 import { recoverFailed } from "../../destinations/health.ts";
 import { getWebhook } from "../../destinations/store.ts";
 import type { Runtime } from "../../runtime.ts";
@@ -29,6 +29,9 @@ import {
 } from "../schemas.ts";
 
 const STATUSES = ["pending", "held", "delivered", "failed"] as const;
+
+/** Failed deliveries one `recover` statement queues again. */
+const RECOVER_BATCH = 1000;
 
 /** A timestamp as Postgres prints a `timestamptz`, which is what a history cursor holds. */
 const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
@@ -299,7 +302,15 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
           },
           { additionalProperties: false },
         ),
-        response: { 202: Type.Object({ queued: Type.Integer() }), ...errorResponses },
+        response: {
+          202: Type.Object({
+            queued: Type.Integer({ description: "Queued before this answer (at most 1,000)." }),
+            more: Type.Boolean({
+              description: "True when the window holds more: they are queued right after, a batch at a time.",
+            }),
+          }),
+          ...errorResponses,
+        },
       },
     },
     async (request, reply) => {
@@ -308,17 +319,26 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       const since = new Date(request.body.since);
       const until = request.body.until ? new Date(request.body.until) : new Date();
       if (until < since) throw invalidField("body.until", "must not be before body.since");
-      const refs = await recoverFailed(
-        db,
-        orgId,
-        webhook.id,
-        since,
-        until,
-        rt.config.retrySchedule.length + 1,
-      );
+      const attempts = rt.config.retrySchedule.length + 1;
+      const batch = () => recoverFailed(db, orgId, webhook.id, since, until, attempts, RECOVER_BATCH);
+      // One batch before answering, so a small window is queued by then; a large one goes on after the
+      // answer, a bounded statement at a time. Should that be cut short, what is left is still `failed`
+      // and the same request recovers it.
+      const refs = await batch();
       await queueDeliveries(rt.deliveryQueue, refs);
-      request.log.info({ webhook: webhook.id, queued: refs.length }, "failed deliveries recovered");
-      return reply.code(202).send({ queued: refs.length });
+      const more = refs.length === RECOVER_BATCH;
+      if (more) {
+        releaseInBatches(rt.deliveryQueue, batch, RECOVER_BATCH).then(
+          (n) =>
+            request.log.info({ webhook: webhook.id, queued: n + refs.length }, "failed deliveries recovered"),
+          (err: unknown) => request.log.warn({ err, webhook: webhook.id }, "recover cut short; run it again"),
+        );
+      }
+      request.log.info(
+        { webhook: webhook.id, queued: refs.length, more },
+        "failed deliveries recovery started",
+      );
+      return reply.code(202).send({ queued: refs.length, more });
     },
   );
 };
