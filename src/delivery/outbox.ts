@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, notInArray, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { type AuthType, deliveries, type HoldReason, type SignatureScheme, webhooks } from "../db/schema.ts";
 import { notDeleted } from "../destinations/store.ts";
@@ -374,8 +374,17 @@ export async function releaseHeld(
   return db
     .update(deliveries)
     .set({ status: "pending", nextAttemptAt: sql`now()`, generation: sql`${deliveries.generation} + 1` })
-    .where(and(inArray(deliveries.id, batch), eq(deliveries.status, "held")))
+    .where(and(inBatch(batch), eq(deliveries.status, "held")))
     .returning(queuedRefColumns);
+}
+
+/**
+ * `id` is one of the batch a sub-select picked (and locked). Written as `= any(array(…))` so the batch is
+ * picked once and its rows are found by primary key: with `in (…)` the planner may join the batch against a
+ * scan of the whole table, which at millions of rows turned one batch of 500 into minutes.
+ */
+export function inBatch(batch: SQLWrapper): SQL {
+  return sql`${deliveries.id} = any(array(${batch}))`;
 }
 
 /**
@@ -407,7 +416,7 @@ export async function releaseSecretHeld(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
     })
-    .where(and(sql`${deliveries.id} in (${batch})`, eq(deliveries.status, "held")))
+    .where(and(inBatch(batch), eq(deliveries.status, "held")))
     .returning(queuedRefColumns);
 }
 

@@ -1,7 +1,7 @@
-import { and, eq, gte, inArray, isNull, lte, sql } from "drizzle-orm";
+import { and, eq, gte, isNull, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { deliveries, webhooks } from "../db/schema.ts";
-import { type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
+import { inBatch, type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
 import { subscribesTo } from "./events.ts";
 import { notDeleted } from "./store.ts";
@@ -156,6 +156,6 @@ export async function recoverFailed(
       // The schedule starts over: the next wait is its first, not the one after attempt N.
       scheduleStart: sql`${deliveries.attemptCount}`,
     })
-    .where(and(inArray(deliveries.id, batch), eq(deliveries.status, "failed")))
+    .where(and(inBatch(batch), eq(deliveries.status, "failed")))
     .returning(queuedRefColumns);
 }

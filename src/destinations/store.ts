@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import {
   type AuthType,
@@ -209,7 +209,7 @@ export async function holdPendingDeliveries(db: Executor, webhookId: string, lim
     .set({ status: "held" })
     .where(
       and(
-        inArray(deliveries.id, batch),
+        sql`${deliveries.id} = any(array(${batch}))`,
         eq(deliveries.status, "pending"),
         sql`not exists (
       select 1 from webhooks w where w.id = ${deliveries.webhookId} and w.enabled)`,
