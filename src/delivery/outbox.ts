@@ -30,6 +30,23 @@ export const queuedRefColumns = {
   delayMs: dueInMs,
 };
 
+/**
+ * Where a walk through one destination's rows stands: `created_at` as Postgres prints it, `|`, the id. Batched
+ * statements walk the destination's `(webhook_id, created_at)` index in that order from here, so rows an
+ * earlier batch changed (whose index entries may linger until vacuum) are never scanned again.
+ */
+export type WalkCursor = string;
+
+/** The column a batch returns for {@link WalkCursor}. */
+export const walkCursor = sql<string>`${deliveries.createdAt}::text || '|' || ${deliveries.id}`;
+
+/** Rows after `after` in the walk order (created_at, id); none when `after` is undefined. */
+export function walkAfter(after: WalkCursor | undefined): SQL | undefined {
+  if (after === undefined) return undefined;
+  const bar = after.lastIndexOf("|");
+  return sql`(${deliveries.createdAt}, ${deliveries.id}) > (${after.slice(0, bar)}::timestamptz, ${after.slice(bar + 1)})`;
+}
+
 /** A delivery row as the queue needs it. */
 export interface QueuedRef {
   id: string;
@@ -357,7 +374,8 @@ export async function releaseHeld(
   db: Executor,
   webhookId?: string,
   limit = RELEASE_BATCH,
-): Promise<QueuedRef[]> {
+  after?: WalkCursor,
+): Promise<(QueuedRef & { cursor: WalkCursor })[]> {
   const batch = db
     .select({ id: deliveries.id })
     .from(deliveries)
@@ -367,15 +385,18 @@ export async function releaseHeld(
         isNull(deliveries.holdReason),
         webhookId ? eq(deliveries.webhookId, webhookId) : undefined,
         sql`${deliveries.webhookId} in (select id from webhooks where enabled)`,
+        walkAfter(after),
       ),
     )
+    .orderBy(asc(deliveries.createdAt), asc(deliveries.id))
     .limit(limit)
     .for("update", { skipLocked: true });
-  return db
+  const rows = await db
     .update(deliveries)
     .set({ status: "pending", nextAttemptAt: sql`now()`, generation: sql`${deliveries.generation} + 1` })
     .where(and(inBatch(batch), eq(deliveries.status, "held")))
-    .returning(queuedRefColumns);
+    .returning({ ...queuedRefColumns, cursor: walkCursor });
+  return rows.sort((a, b) => (a.cursor < b.cursor ? -1 : 1));
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   RELEASE_BATCH,
   releaseHeld,
   releaseSecretHeld,
+  type WalkCursor,
 } from "./outbox.ts";
 
 export type DeliveryQueue = Queue<DeliveryJob>;
@@ -53,20 +54,23 @@ export async function queueDeliveries(queue: DeliveryQueue, refs: QueuedRef[]): 
 }
 
 /**
- * Releases a batch at a time with `release` (one bounded statement each) and queues each batch as it
- * comes, until a batch comes back short. Returns how many were released.
+ * Releases a batch at a time with `release` (one bounded statement each, given where the last batch ended
+ * when it returns cursors) and queues each batch as it comes, until a batch comes back short. Returns how
+ * many were released.
  */
 export async function releaseInBatches(
   queue: DeliveryQueue,
-  release: () => Promise<QueuedRef[]>,
+  release: (after?: WalkCursor) => Promise<(QueuedRef & { cursor?: WalkCursor })[]>,
   batch = RELEASE_BATCH,
 ): Promise<number> {
   let total = 0;
+  let after: WalkCursor | undefined;
   for (;;) {
-    const refs = await release();
+    const refs = await release(after);
     await queueDeliveries(queue, refs);
     total += refs.length;
     if (refs.length < batch) return total;
+    after = refs.at(-1)?.cursor ?? after;
   }
 }
 

@@ -1,7 +1,15 @@
-import { and, eq, gte, isNull, lte, sql } from "drizzle-orm";
+import { and, asc, eq, gte, isNull, lte, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { deliveries, webhooks } from "../db/schema.ts";
-import { inBatch, type NewDelivery, type QueuedRef, queuedRefColumns } from "../delivery/outbox.ts";
+import {
+  inBatch,
+  type NewDelivery,
+  type QueuedRef,
+  queuedRefColumns,
+  type WalkCursor,
+  walkAfter,
+  walkCursor,
+} from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
 import { subscribesTo } from "./events.ts";
 import { notDeleted } from "./store.ts";
@@ -131,7 +139,8 @@ export async function recoverFailed(
   until: Date,
   attempts: number,
   limit = 1000,
-): Promise<QueuedRef[]> {
+  after?: WalkCursor,
+): Promise<(QueuedRef & { cursor: WalkCursor })[]> {
   const batch = db
     .select({ id: deliveries.id })
     .from(deliveries)
@@ -142,8 +151,10 @@ export async function recoverFailed(
         eq(deliveries.status, "failed"),
         gte(deliveries.createdAt, since),
         lte(deliveries.createdAt, until),
+        walkAfter(after),
       ),
     )
+    .orderBy(asc(deliveries.createdAt), asc(deliveries.id))
     .limit(limit)
     .for("update", { skipLocked: true });
   return db
@@ -157,5 +168,6 @@ export async function recoverFailed(
       scheduleStart: sql`${deliveries.attemptCount}`,
     })
     .where(and(inBatch(batch), eq(deliveries.status, "failed")))
-    .returning(queuedRefColumns);
+    .returning({ ...queuedRefColumns, cursor: walkCursor })
+    .then((rows) => rows.sort((a, b) => (a.cursor < b.cursor ? -1 : 1)));
 }

@@ -3,7 +3,6 @@ import type { Executor } from "../db/client.ts";
 import {
   type AuthType,
   automationWebhooks,
-  deliveries,
   type SignatureScheme,
   webhookDeletions,
   webhooks,
@@ -193,38 +192,47 @@ export async function deleteWebhook(db: Executor, orgId: string, id: string): Pr
 /**
  * Turns up to `limit` of a disabled destination's `pending` deliveries into `held`, so the history says
  * why they wait (none goes out meanwhile either way: a disabled destination's deliveries are never
- * claimed, and an attempt already in flight finishes). Callers repeat it until it returns fewer than
- * `limit`. Returns how many were held.
+ * claimed, and an attempt already in flight finishes). It walks the destination's `(webhook_id,
+ * created_at)` index from `after` (`created_at|id` of the last row looked at), so a batch never rescans
+ * what earlier ones passed. Returns how many it held and where it stopped (undefined at the end).
  */
-export async function holdPendingDeliveries(db: Executor, webhookId: string, limit = 1000): Promise<number> {
-  const batch = db
-    .select({ id: deliveries.id })
-    .from(deliveries)
-    .where(and(eq(deliveries.webhookId, webhookId), eq(deliveries.status, "pending")))
-    .limit(limit)
-    // Waits for a row an outcome is being written to rather than skipping it and leaving it pending.
-    .for("update");
-  const rows = await db
-    .update(deliveries)
-    .set({ status: "held" })
-    .where(
-      and(
-        sql`${deliveries.id} = any(array(${batch}))`,
-        eq(deliveries.status, "pending"),
-        sql`not exists (
-      select 1 from webhooks w where w.id = ${deliveries.webhookId} and w.enabled)`,
-      ),
-    )
-    .returning({ id: deliveries.id });
-  return rows.length;
+export async function holdPendingDeliveries(
+  db: Executor,
+  webhookId: string,
+  limit = 1000,
+  after?: string,
+): Promise<{ held: number; next: string | undefined }> {
+  const bar = after?.lastIndexOf("|") ?? -1;
+  const from =
+    after === undefined
+      ? sql`true`
+      : sql`(created_at, id) > (${after.slice(0, bar)}::timestamptz, ${after.slice(bar + 1)})`;
+  // Looks at up to 10 × limit rows of the destination (most may be finished), holding the pending ones.
+  const rows = await db.execute<{ cursor: string; held: boolean }>(sql`
+    with scanned as (
+      select id, created_at::text || '|' || id as cursor from deliveries
+      where webhook_id = ${webhookId} and ${from}
+      order by created_at, id limit ${limit * 10}),
+    held as (
+      update deliveries d set status = 'held'
+      from scanned s
+      where d.id = s.id and d.status = 'pending'
+        and not exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
+      returning d.id)
+    select (select max(cursor) from scanned) as cursor, (select count(*) from held)::int as held`);
+  const row = rows[0] as unknown as { cursor: string | null; held: number } | undefined;
+  const scannedAll = row?.cursor === null || row?.cursor === undefined;
+  return { held: row?.held ?? 0, next: scannedAll ? undefined : (row?.cursor as string) };
 }
 
 /** Holds every pending delivery of a disabled destination, {@link holdPendingDeliveries} a batch at a time. */
 export async function holdAllPending(db: Executor, webhookId: string): Promise<number> {
   let total = 0;
+  let after: string | undefined;
   for (;;) {
-    const n = await holdPendingDeliveries(db, webhookId);
-    total += n;
-    if (n < 1000) return total;
+    const { held, next } = await holdPendingDeliveries(db, webhookId, 1000, after);
+    total += held;
+    if (next === undefined) return total;
+    after = next;
   }
 }

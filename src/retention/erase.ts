@@ -42,8 +42,8 @@ export async function eraseRecord(
     () =>
       deleted(
         db,
-        sql`delete from deliveries where id in (
-          select id from deliveries where record_id = ${id} and org_id = ${orgId} limit ${batch})`,
+        sql`delete from deliveries where id = any(array(
+          select id from deliveries where record_id = ${id} and org_id = ${orgId} limit ${batch}))`,
       ),
     batch,
   );
@@ -70,9 +70,9 @@ export async function eraseOrganization(
     () =>
       deleted(
         db,
-        sql`delete from deliveries where id in (
+        sql`delete from deliveries where id = any(array(
           select id from deliveries where webhook_id in (select id from webhooks where org_id = ${org.id})
-          limit ${batch})`,
+          limit ${batch}))`,
       ),
     batch,
   );
@@ -80,7 +80,7 @@ export async function eraseOrganization(
     () =>
       deleted(
         db,
-        sql`delete from records where id in (select id from records where org_id = ${org.id} limit ${batch})`,
+        sql`delete from records where id = any(array(select id from records where org_id = ${org.id} limit ${batch}))`,
       ),
     batch,
   );

@@ -29,7 +29,7 @@ export async function pruneDeliveries(
       select sha256(convert_to(d.idempotency_key, 'UTF8')), d.record_id from doomed d
       where d.record_id is not null and exists (select 1 from records r where r.id = d.record_id)
       on conflict do nothing),
-    gone as (delete from deliveries where id in (select id from doomed) returning 1)
+    gone as (delete from deliveries where id = any(array(select id from doomed)) returning 1)
     select count(*)::int as n from gone`);
   return row?.n ?? 0;
 }
@@ -45,7 +45,7 @@ export async function pruneRecords(db: Executor, retentionMs: number, limit = PR
       select id from records where created_at < now() - ${interval(retentionMs)}
       order by created_at limit ${limit}
       for update skip locked),
-    gone as (delete from records where id in (select id from doomed) returning 1)
+    gone as (delete from records where id = any(array(select id from doomed)) returning 1)
     select count(*)::int as n from gone`);
   return row?.n ?? 0;
 }
@@ -94,8 +94,8 @@ export async function purgeDeletedWebhooks(
     for (;;) {
       if (statements++ >= maxStatements) return deleted;
       const [row] = await db.execute<{ n: number }>(sql`
-        with gone as (delete from deliveries where id in (
-          select id from deliveries where webhook_id = ${id} limit ${limit}) returning 1)
+        with gone as (delete from deliveries where id = any(array(
+          select id from deliveries where webhook_id = ${id} limit ${limit})) returning 1)
         select count(*)::int as n from gone`);
       const n = row?.n ?? 0;
       deleted += n;

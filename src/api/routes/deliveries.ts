@@ -320,7 +320,8 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       const until = request.body.until ? new Date(request.body.until) : new Date();
       if (until < since) throw invalidField("body.until", "must not be before body.since");
       const attempts = rt.config.retrySchedule.length + 1;
-      const batch = () => recoverFailed(db, orgId, webhook.id, since, until, attempts, RECOVER_BATCH);
+      const batch = (after?: string) =>
+        recoverFailed(db, orgId, webhook.id, since, until, attempts, RECOVER_BATCH, after);
       // One batch before answering, so a small window is queued by then; a large one goes on after the
       // answer, a bounded statement at a time. Should that be cut short, what is left is still `failed`
       // and the same request recovers it.

@@ -454,7 +454,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       if (body.enabled === false) inBackground(request.log, "holding", () => holdAllPending(db, id));
       if (body.enabled === true) {
         inBackground(request.log, "releasing", () =>
-          releaseInBatches(rt.deliveryQueue, () => releaseHeld(db, id)),
+          releaseInBatches(rt.deliveryQueue, (after) => releaseHeld(db, id, undefined, after)),
         );
       }
       request.log.info({ webhook: id, fields: Object.keys(body) }, "webhook destination updated");
