@@ -178,7 +178,8 @@ export const deliveries = pgTable(
     uniqueIndex("deliveries_idempotency_key_idx").on(t.idempotencyKey),
     index("deliveries_webhook_created_idx").on(t.webhookId, t.createdAt),
     index("deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
-    index("deliveries_held_idx").on(t.webhookId).where(sql`${t.status} = 'held'`),
+    // In the order a release walks a destination's held rows, so each batch starts where the last ended.
+    index("deliveries_held_walk_idx").on(t.webhookId, t.createdAt, t.id).where(sql`${t.status} = 'held'`),
     // What retention deletes first: finished deliveries by when they finished.
     index("deliveries_finished_idx")
       .on(sql`coalesce(${t.deliveredAt}, ${t.lastAttemptAt}, ${t.createdAt})`)
