@@ -394,7 +394,7 @@ export async function releaseHeld(
   const rows = await db
     .update(deliveries)
     .set({ status: "pending", nextAttemptAt: sql`now()`, generation: sql`${deliveries.generation} + 1` })
-    .where(and(inBatch(batch), eq(deliveries.status, "held")))
+    .where(inBatch(batch))
     .returning({ ...queuedRefColumns, cursor: walkCursor });
   return rows.sort((a, b) => (a.cursor < b.cursor ? -1 : 1));
 }
@@ -402,7 +402,10 @@ export async function releaseHeld(
 /**
  * `id` is one of the batch a sub-select picked (and locked). Written as `= any(array(…))` so the batch is
  * picked once and its rows are found by primary key: with `in (…)` the planner may join the batch against a
- * scan of the whole table, which at millions of rows turned one batch of 500 into minutes.
+ * scan of the whole table, which at millions of rows turned one batch of 500 into minutes. Use it as the
+ * only condition: the sub-select's lock already guarantees its own conditions, and another condition on an
+ * indexed column invites a scan of that index instead of the primary key (with stale statistics, one that
+ * took 2 s a batch).
  */
 export function inBatch(batch: SQLWrapper): SQL {
   return sql`${deliveries.id} = any(array(${batch}))`;
@@ -437,7 +440,7 @@ export async function releaseSecretHeld(
       nextAttemptAt: sql`now()`,
       generation: sql`${deliveries.generation} + 1`,
     })
-    .where(and(inBatch(batch), eq(deliveries.status, "held")))
+    .where(inBatch(batch))
     .returning(queuedRefColumns);
 }
 

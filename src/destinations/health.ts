@@ -167,7 +167,7 @@ export async function recoverFailed(
       // The schedule starts over: the next wait is its first, not the one after attempt N.
       scheduleStart: sql`${deliveries.attemptCount}`,
     })
-    .where(and(inBatch(batch), eq(deliveries.status, "failed")))
+    .where(inBatch(batch))
     .returning({ ...queuedRefColumns, cursor: walkCursor })
     .then((rows) => rows.sort((a, b) => (a.cursor < b.cursor ? -1 : 1)));
 }

@@ -210,13 +210,14 @@ export async function holdPendingDeliveries(
   // Looks at up to 10 × limit rows of the destination (most may be finished), holding the pending ones.
   const rows = await db.execute<{ cursor: string; held: boolean }>(sql`
     with scanned as (
-      select id, created_at::text || '|' || id as cursor from deliveries
+      select id, status, created_at::text || '|' || id as cursor from deliveries
       where webhook_id = ${webhookId} and ${from}
       order by created_at, id limit ${limit * 10}),
     held as (
       update deliveries d set status = 'held'
-      from scanned s
-      where d.id = s.id and d.status = 'pending'
+      -- Found by primary key. The re-check of the status is written so that no partial index on status
+      -- matches it: with statistics from before a large backlog, the planner would scan such an index instead.
+      where d.id = any(array(select id from scanned where status = 'pending')) and (d.status || '') = 'pending'
         and not exists (select 1 from webhooks w where w.id = d.webhook_id and w.enabled)
       returning d.id)
     select (select max(cursor) from scanned) as cursor, (select count(*) from held)::int as held`);
