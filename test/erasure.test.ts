@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../src/db/client.ts";
 import { recordId } from "../src/ingestion/store.ts";
 import { type ApiClient, type ApiStack, secondOrganization, startApiStack } from "./helpers/api.ts";
+import { alertingSetup } from "./helpers/feedback.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { runCli } from "./helpers/processes.ts";
 import { startReceiver } from "./helpers/receiver.ts";
@@ -35,33 +36,19 @@ async function mentions(db: Db, needle: string): Promise<Record<string, number>>
 
 /** An integration, a destination, an automation that fires, and `count` angry records delivered to it. */
 async function seed(s: ApiStack, api: ApiClient, url: string, count: number) {
-  const integration = await api.post("/api/integrations/feedback", { display_name: "ZendeskSupport" });
-  const destination = await api.post("/api/integrations/webhooks", { url, events: ["escalation.alert"] });
-  const automation = await api.post("/api/automations", {
-    name: "escalations",
-    active: true,
-    trigger: { min_escalation_level: "high" },
-    webhook_ids: [destination.json.id],
-    filter: { integration_ids: [integration.json.id] },
-  });
-  assert.equal(automation.status, 201, automation.text);
+  const { integrationId, webhookId, ingest } = await alertingSetup(api, url);
   const now = Math.floor(Date.now() / 1000) - 30;
-  const res = await api.request("POST", "/webhook/custom/all", {
-    token: null,
-    headers: { "api-key": integration.json.api_key },
-    body: {
-      records: Array.from({ length: count }, (_, i) => ({
-        id: `r-${i}`,
-        fileID: "reviews",
-        type: "REVIEW",
-        createdAt: now,
-        text: ANGRY,
-        metadata: {},
-      })),
-    },
-  });
-  assert.equal(res.status, 200, res.text);
-  const ids = Array.from({ length: count }, (_, i) => recordId(integration.json.id, `r-${i}`));
+  await ingest(
+    Array.from({ length: count }, (_, i) => ({
+      id: `r-${i}`,
+      fileID: "reviews",
+      type: "REVIEW",
+      createdAt: now,
+      text: ANGRY,
+      metadata: {},
+    })),
+  );
+  const ids = Array.from({ length: count }, (_, i) => recordId(integrationId, `r-${i}`));
   const db = s.stack.rt.database.db;
   await waitFor(
     "every record alerted and delivered",
@@ -74,7 +61,7 @@ async function seed(s: ApiStack, api: ApiClient, url: string, count: number) {
     30_000,
     100,
   );
-  return { ids, integrationId: integration.json.id as string, webhookId: destination.json.id as string };
+  return { ids, integrationId, webhookId };
 }
 
 describe("deletion on request", () => {

@@ -11,6 +11,7 @@ import { recordId } from "../src/ingestion/store.ts";
 import { Pruner } from "../src/retention/pruner.ts";
 import { enqueueAlerts } from "./helpers/alerts.ts";
 import { startApiStack } from "./helpers/api.ts";
+import { alertingSetup } from "./helpers/feedback.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { type Stack, startStack } from "./helpers/stack.ts";
@@ -110,42 +111,19 @@ describe("retention", () => {
     const p = pruner(s.stack, 1000);
     try {
       const db = s.stack.rt.database.db;
-      const integration = await s.api.post("/api/integrations/feedback", {
-        display_name: "ZendeskSupport",
-        data_mutability: true,
-      });
-      const destination = await s.api.post("/api/integrations/webhooks", {
-        url: r.url,
-        events: ["escalation.alert"],
-      });
-      const automation = await s.api.post("/api/automations", {
-        name: "escalations",
-        active: true,
-        trigger: { min_escalation_level: "high" },
-        webhook_ids: [destination.json.id],
-        filter: { integration_ids: [integration.json.id] },
-      });
-      assert.equal(automation.status, 201, automation.text);
-      const ingest = async (text: string) => {
-        const res = await s.api.request("POST", "/webhook/custom/all", {
-          token: null,
-          headers: { "api-key": integration.json.api_key },
-          body: {
-            records: [
-              {
-                id: "r-1",
-                fileID: "reviews",
-                type: "REVIEW",
-                createdAt: Math.floor(Date.now() / 1000) - 30,
-                text,
-                metadata: {},
-              },
-            ],
+      const { integrationId, webhookId, ingest: post } = await alertingSetup(s.api, r.url, { mutable: true });
+      const ingest = (text: string) =>
+        post([
+          {
+            id: "r-1",
+            fileID: "reviews",
+            type: "REVIEW",
+            createdAt: Math.floor(Date.now() / 1000) - 30,
+            text,
+            metadata: {},
           },
-        });
-        assert.equal(res.status, 200, res.text);
-      };
-      const rid = recordId(integration.json.id, "r-1");
+        ]);
+      const rid = recordId(integrationId, "r-1");
       await ingest(ANGRY);
       await waitFor("the alert delivered", () => r.requests.length === 1);
       await waitFor("its delivery finished", async () => {
@@ -169,7 +147,7 @@ describe("retention", () => {
           .where(eq(records.id, rid));
         return row?.v === 2;
       });
-      const recovered = await s.api.post(`/api/integrations/webhooks/${destination.json.id}/recover`, {
+      const recovered = await s.api.post(`/api/integrations/webhooks/${webhookId}/recover`, {
         since: "2000-01-01T00:00:00Z",
       });
       assert.equal(recovered.status, 202);
