@@ -259,9 +259,12 @@ describe("endpoint health: disable holds, enable releases, recover re-queues", {
         "destination.failing",
         "destination.recovered",
       ]);
-      const observerRows = await rowsOf(s, observerId);
+      // The receiver has them; their outcomes are committed a moment later.
+      const observerRows = await waitFor("the events' deliveries delivered", async () => {
+        const rows = await rowsOf(s, observerId);
+        return rows.length === 3 && rows.every((row) => row.status === "delivered") ? rows : undefined;
+      });
       assert.equal(observerRows.length, 3);
-      assert.ok(observerRows.every((row) => row.status === "delivered"));
     } finally {
       await failing.close();
       await observer.close();
