@@ -99,7 +99,7 @@ const child = spawn(
   process.execPath,
   [
     "--test",
-    "--test-concurrency=4",
+    "--test-concurrency=2",
     "--test-timeout=180000",
     ...(files.length > 0 ? files : ["test/**/*.test.ts"]),
   ],
