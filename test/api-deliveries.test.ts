@@ -251,8 +251,11 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
     const disabled = await s.api.patch(`${WH}/${wh.id}`, { enabled: false });
     assert.equal(disabled.status, 200);
     assert.equal(disabled.json.enabled, false);
-    // Held at once: the retry scheduled for 1 s later does not go out.
-    const held = await delivery(wh.id, first.json.delivery_id);
+    // Held right after the answer (a batch at a time): the retry scheduled for 1 s later does not go out.
+    const held = await waitFor("held", async () => {
+      const d = await delivery(wh.id, first.json.delivery_id);
+      return d.status === "held" ? d : undefined;
+    });
     assert.equal(held.status, "held");
     assert.equal(held.next_attempt_at, null);
     const more = await Promise.all(

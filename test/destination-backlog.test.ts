@@ -14,7 +14,7 @@ import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const WH = "/api/integrations/webhooks";
-const BACKLOG = 5_000;
+const BACKLOG = 2_000;
 
 describe("a destination with a large backlog", () => {
   const baseline = handleBaseline();
