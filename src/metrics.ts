@@ -1,5 +1,5 @@
 import type { JobType } from "bullmq";
-import { and, count, eq, isNotNull, or } from "drizzle-orm";
+import { and, count, eq, isNotNull, or, sql } from "drizzle-orm";
 import type { Redis } from "ioredis";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Db } from "./db/client.ts";
@@ -68,6 +68,8 @@ export interface MetricsSources {
   /** The queue prefix: breaker keys are `<prefix>:dest:<webhook id>:breaker` (see delivery/isolation.ts). */
   prefix: string;
   log: Logger;
+  /** DELIVERY_RETENTION in ms (0 keeps forever), for the held-past-retention gauge. */
+  deliveryRetentionMs: number;
 }
 
 type Source = "postgres" | "redis";
@@ -115,15 +117,31 @@ async function readQueue(q: ObservedQueue, now: number): Promise<QueueStat> {
   return { name: q.name, counts, lagSeconds: oldest.length === 0 ? 0 : Math.max(0, (now - first) / 1000) };
 }
 
-/** Held deliveries: those of disabled destinations, and those whose secret does not open. */
-async function countHeld(db: Db): Promise<{ disabled: number; secret: number }> {
+/**
+ * Held deliveries: those of disabled destinations (and how many of them are older than `retentionMs`, which
+ * held rows outlive), and those whose secret does not open.
+ */
+async function countHeld(
+  db: Db,
+  retentionMs: number,
+): Promise<{ disabled: number; pastRetention: number; secret: number }> {
+  const old =
+    retentionMs > 0
+      ? sql`${deliveries.createdAt} < now() - make_interval(secs => ${retentionMs / 1000})`
+      : sql`false`;
   const rows = await db
-    .select({ unreadable: isNotNull(deliveries.holdReason), n: count() })
+    .select({
+      unreadable: isNotNull(deliveries.holdReason),
+      n: count(),
+      old: sql<number>`(count(*) filter (where ${old}))::int`,
+    })
     .from(deliveries)
     .where(eq(deliveries.status, "held"))
     .groupBy(isNotNull(deliveries.holdReason));
+  const disabled = rows.find((r) => !r.unreadable);
   return {
-    disabled: rows.find((r) => !r.unreadable)?.n ?? 0,
+    disabled: disabled?.n ?? 0,
+    pastRetention: disabled?.old ?? 0,
     secret: rows.find((r) => r.unreadable)?.n ?? 0,
   };
 }
@@ -181,7 +199,7 @@ async function scanOpenBreakers(redis: Redis, prefix: string): Promise<{ ids: st
  * `escalation_shield_metrics_scrape_errors_total`.
  */
 export function createMetrics(sources: MetricsSources): Metrics {
-  const { db, redis, queues, prefix, log } = sources;
+  const { db, redis, queues, prefix, log, deliveryRetentionMs } = sources;
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -251,7 +269,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     const now = Date.now();
     const [queueStats, held, unwell, breakers] = await Promise.all([
       read("redis", "queue stats", () => Promise.all(queues.map((q) => readQueue(q, now)))),
-      read("postgres", "held deliveries count", () => countHeld(db)),
+      read("postgres", "held deliveries count", () => countHeld(db, deliveryRetentionMs)),
       read("postgres", "failing and disabled destinations", () => listUnwell(db)),
       read("redis", "breaker scan", () => scanOpenBreakers(redis, prefix)),
     ]);
@@ -307,6 +325,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
       // No sample rather than a 0 that would read as "nothing held".
       this.reset();
       this.remove({});
+    },
+  });
+  new Gauge({
+    name: `${P}deliveries_held_past_retention`,
+    help: "Of the deliveries held because their destination is disabled, those created longer ago than DELIVERY_RETENTION (held ones are never pruned by age).",
+    registers,
+    async collect() {
+      const { held } = await snapshot();
+      this.reset();
+      if (held !== undefined) this.set(held.pastRetention);
+      else this.remove({});
     },
   });
   new Gauge({

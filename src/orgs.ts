@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import type { Executor } from "./db/client.ts";
+import { keysetPage, type Page, type PageOf } from "./db/paging.ts";
 import { apiKeys, organizations } from "./db/schema.ts";
 import { newId, newToken } from "./ids.ts";
 
@@ -63,12 +64,22 @@ export async function findActiveAdminKey(
 export async function listAdminKeys(
   db: Executor,
   orgId: string,
-): Promise<{ id: string; name: string; createdAt: Date }[]> {
-  return db
-    .select({ id: apiKeys.id, name: apiKeys.name, createdAt: apiKeys.createdAt })
-    .from(apiKeys)
-    .where(and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
-    .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
+  pageOf: PageOf,
+  perPage: number,
+): Promise<Page<{ id: string; name: string; createdAt: Date }>> {
+  return keysetPage(
+    db,
+    {
+      table: apiKeys,
+      columns: { id: apiKeys.id, name: apiKeys.name, createdAt: apiKeys.createdAt },
+      createdAt: apiKeys.createdAt,
+      id: apiKeys.id,
+      where: and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)),
+      newestFirst: false,
+    },
+    pageOf,
+    perPage,
+  );
 }
 
 /** Revokes one of the organization's admin keys; it is refused from the next request on. False when there is none. */

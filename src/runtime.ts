@@ -211,6 +211,7 @@ export function openRuntime(config: Config, rawLog: Logger = createLogger(config
     queues: [deliveryQueue, evaluationQueue],
     prefix: config.queuePrefix,
     log,
+    deliveryRetentionMs: config.deliveryRetentionMs,
   });
   dependencies.start();
   return {

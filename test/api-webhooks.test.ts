@@ -59,7 +59,9 @@ describe("admin API: webhook destinations and keys", () => {
 
     const got = await s.api.get(`${WH}/${wh.id}`);
     assert.equal(got.status, 200);
-    assert.deepEqual(got.json, listed);
+    const { held, ...rest } = got.json;
+    assert.deepEqual(rest, listed, "one GET shows what the list shows");
+    assert.deepEqual(held, { total: 0, past_retention: 0, estimated: false }, "and what it holds");
 
     const patched = await s.api.patch(`${WH}/${wh.id}`, {
       url: "https://127.0.0.1:10/other",
@@ -502,11 +504,12 @@ describe("admin API: webhook destinations and keys", () => {
       "body.org_id: unknown field",
     );
     assertApiError(
-      await s.api.get("/api/keys?page=2"),
+      await s.api.get("/api/keys?limit=2"),
       400,
       "ErrCodeInvalidFieldFormat",
-      "query.page: unknown field",
+      "query.limit: unknown field",
     );
+    assertApiError(await s.api.get("/api/keys?page=0"), 400, "ErrCodeInvalidFieldFormat", "query.page");
   });
 
   test("authentication: missing, malformed, unknown and revoked keys get 401", async () => {

@@ -105,6 +105,53 @@ describe("retention", () => {
     }
   });
 
+  test("a destination disabled for longer than DELIVERY_RETENTION keeps its held deliveries; its GET and /metrics say how many", async () => {
+    const s = await startApiStack({ worker: false });
+    const p = pruner(s.stack);
+    try {
+      const db = s.stack.rt.database.db;
+      const wh = await s.stack.webhook({ url: "https://127.0.0.1:9/hook", events: ["escalation.alert"] });
+      const ids = (await enqueueAlerts(s.stack, wh.id, 5)).map((a) => a.id);
+      const off = await s.api.patch(`/api/integrations/webhooks/${wh.id}`, { enabled: false });
+      assert.equal(off.status, 200, off.text);
+      await waitFor("the backlog held", async () => {
+        const rows = await db
+          .select({ status: deliveries.status })
+          .from(deliveries)
+          .where(inArray(deliveries.id, ids));
+        return rows.every((r) => r.status === "held");
+      });
+      // Three of them were created 40 days ago: a finished delivery that old would be pruned.
+      await db
+        .update(deliveries)
+        .set({ createdAt: sql`now() - interval '40 days'` })
+        .where(inArray(deliveries.id, ids.slice(0, 3)));
+      assert.deepEqual(await p.runOnce(), { deliveries: 0, records: 0, deletedDestinations: 0 });
+      const got = await s.api.get(`/api/integrations/webhooks/${wh.id}`);
+      assert.equal(got.status, 200, got.text);
+      assert.deepEqual(got.json.held, { total: 5, past_retention: 3, estimated: false });
+      const metrics = await s.api.get("/metrics", { token: null });
+      assert.match(metrics.text, /^escalation_shield_deliveries_held 5$/m);
+      assert.match(metrics.text, /^escalation_shield_deliveries_held_past_retention 3$/m);
+
+      // Enabled again, they all go out: nothing of the backlog was lost to retention.
+      const on = await s.api.patch(`/api/integrations/webhooks/${wh.id}`, { enabled: true });
+      assert.equal(on.status, 200, on.text);
+      await waitFor("the backlog released", async () => {
+        const rows = await db
+          .select({ status: deliveries.status })
+          .from(deliveries)
+          .where(inArray(deliveries.id, ids));
+        return rows.length === 5 && rows.every((r) => r.status === "pending");
+      });
+      const after = await s.api.get(`/api/integrations/webhooks/${wh.id}`);
+      assert.deepEqual(after.json.held, { total: 0, past_retention: 0, estimated: false });
+    } finally {
+      await p.stop();
+      await s.close();
+    }
+  });
+
   test("an alert is not created again after its delivery row was pruned, and records go after RECORD_RETENTION", async () => {
     const s = await startApiStack({ worker: "all" });
     const r = await startReceiver();

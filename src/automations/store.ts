@@ -1,5 +1,6 @@
 import { and, asc, eq, inArray } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
+import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import {
   automations,
   automationWebhooks,
@@ -148,13 +149,26 @@ export async function createAutomation(
 }
 
 /** An organization's automations, oldest first. */
-export async function listAutomations(db: Executor, orgId: string): Promise<AutomationView[]> {
-  const rows = await db
-    .select(columns)
-    .from(automations)
-    .where(eq(automations.orgId, orgId))
-    .orderBy(asc(automations.createdAt), asc(automations.id));
-  return withWebhookIds(db, rows);
+export async function listAutomations(
+  db: Executor,
+  orgId: string,
+  pageOf: PageOf,
+  perPage: number,
+): Promise<Page<AutomationView>> {
+  const page = await keysetPage(
+    db,
+    {
+      table: automations,
+      columns,
+      createdAt: automations.createdAt,
+      id: automations.id,
+      where: eq(automations.orgId, orgId),
+      newestFirst: false,
+    },
+    pageOf,
+    perPage,
+  );
+  return { ...page, rows: await withWebhookIds(db, page.rows) };
 }
 
 /** One automation of the organization, or `undefined` (also for another organization's id). */

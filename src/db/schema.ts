@@ -37,7 +37,7 @@ export const apiKeys = pgTable(
     createdAt: createdAt(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
-  (t) => [index("api_keys_org_idx").on(t.orgId)],
+  (t) => [index("api_keys_org_list_idx").on(t.orgId, t.createdAt, t.id)],
 );
 
 export type AuthType = "none" | "bearer" | "api_key" | "custom_header";
@@ -77,7 +77,7 @@ export const webhooks = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("webhooks_org_idx").on(t.orgId)],
+  (t) => [index("webhooks_org_list_idx").on(t.orgId, t.createdAt, t.id)],
 );
 
 /**
@@ -106,7 +106,7 @@ export const automations = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("automations_org_idx").on(t.orgId)],
+  (t) => [index("automations_org_list_idx").on(t.orgId, t.createdAt, t.id)],
 );
 
 export const automationWebhooks = pgTable(
@@ -176,10 +176,13 @@ export const deliveries = pgTable(
   },
   (t) => [
     uniqueIndex("deliveries_idempotency_key_idx").on(t.idempotencyKey),
-    index("deliveries_webhook_created_idx").on(t.webhookId, t.createdAt),
+    // A destination's history and its batched walks, newest or oldest first: with the id in the key, a page
+    // or a batch starts where the last ended even when many rows share one created_at (one transaction's).
+    index("deliveries_webhook_walk_idx").on(t.webhookId, t.createdAt, t.id),
     index("deliveries_due_idx").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
-    // In the order a release walks a destination's held rows, so each batch starts where the last ended.
-    index("deliveries_held_walk_idx").on(t.webhookId, t.createdAt, t.id).where(sql`${t.status} = 'held'`),
+    // A history filtered by status, and the batched walks through a destination's pending or held rows
+    // (hold, release, recover): each page or batch starts where the last ended.
+    index("deliveries_webhook_status_walk_idx").on(t.webhookId, t.status, t.createdAt, t.id),
     // What retention deletes first: finished deliveries by when they finished.
     index("deliveries_finished_idx")
       .on(sql`coalesce(${t.deliveredAt}, ${t.lastAttemptAt}, ${t.createdAt})`)
@@ -222,7 +225,7 @@ export const feedbackIntegrations = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("feedback_integrations_org_idx").on(t.orgId)],
+  (t) => [index("feedback_integrations_org_list_idx").on(t.orgId, t.createdAt, t.id)],
 );
 
 export type RecordType =

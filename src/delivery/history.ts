@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gte, isNull, lt, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
+import { boundedTotal, keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import { type DeliveryStatus, deliveries, deliveryAttempts, type HoldReason } from "../db/schema.ts";
 import type { AttemptRecord } from "./outbox.ts";
 
@@ -57,33 +58,9 @@ function summary<T extends { status: DeliveryStatus; nextAttemptAt: Date | null 
   return { ...row, nextAttemptAt: row.status === "pending" ? row.nextAttemptAt : null };
 }
 
-/** Totals are counted exactly up to this many rows; above it they are the planner's estimate. */
-export const EXACT_TOTAL_UP_TO = 10_000;
-
-/** Where a page starts: after this delivery, in the history's order (newest first). */
-export interface HistoryCursor {
-  /** `created_at` as Postgres prints it (exact to the microsecond). */
-  createdAt: string;
-  id: string;
-}
-
-/** How a page is chosen: a cursor from the previous page, or a page number (1-based). */
-export type PageOf = { cursor: HistoryCursor } | { page: number };
-
-export interface HistoryPage {
-  rows: DeliverySummary[];
-  /** Where the next page starts; undefined on the last page. */
-  next: HistoryCursor | undefined;
-  total: number;
-  /** True when `total` is an estimate (more than {@link EXACT_TOTAL_UP_TO} match). */
-  totalEstimated: boolean;
-}
-
 /**
  * A page of one destination's deliveries, newest first, scoped to the organization as well as the
- * destination. With a cursor the page is found on the index (`webhook_id, created_at`) at any depth; a page
- * number still works (by OFFSET, so deep numbers cost more). The total is exact up to
- * {@link EXACT_TOTAL_UP_TO} and an estimate above, so no request counts a whole large history.
+ * destination, found on the index (`webhook_id, created_at, id`); see {@link keysetPage}.
  */
 export async function listDeliveries(
   db: Executor,
@@ -92,55 +69,64 @@ export async function listDeliveries(
   filter: HistoryFilter,
   pageOf: PageOf,
   perPage: number,
-): Promise<HistoryPage> {
-  const where = and(
-    eq(deliveries.orgId, orgId),
+): Promise<Page<DeliverySummary>> {
+  const ofDestination = and(
     eq(deliveries.webhookId, webhookId),
     filter.from ? gte(deliveries.createdAt, filter.from) : undefined,
     filter.to ? lt(deliveries.createdAt, filter.to) : undefined,
     filter.status ? eq(deliveries.status, filter.status) : undefined,
   );
-  const after =
-    "cursor" in pageOf
-      ? sql`(${deliveries.createdAt}, ${deliveries.id}) < (${pageOf.cursor.createdAt}::timestamptz, ${pageOf.cursor.id})`
-      : undefined;
-  const [found, total] = await Promise.all([
-    db
-      .select({ ...summaryColumns, createdAtText: sql<string>`${deliveries.createdAt}::text` })
-      .from(deliveries)
-      .where(and(where, after))
-      .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
-      .limit(perPage + 1)
-      .offset("page" in pageOf ? (pageOf.page - 1) * perPage : 0),
-    boundedTotal(db, where),
-  ]);
-  const rows = found.slice(0, perPage);
-  const last = rows.at(-1);
-  return {
-    rows: rows.map(({ createdAtText: _, ...row }) => summary(row)),
-    next: found.length > perPage && last ? { createdAt: last.createdAtText, id: last.id } : undefined,
-    ...total,
-  };
+  const page = await keysetPage(
+    db,
+    {
+      table: deliveries,
+      columns: summaryColumns,
+      createdAt: deliveries.createdAt,
+      id: deliveries.id,
+      where: and(eq(deliveries.orgId, orgId), ofDestination),
+      // Every delivery of a destination is of the destination's organization.
+      countWhere: ofDestination,
+      newestFirst: true,
+    },
+    pageOf,
+    perPage,
+  );
+  return { ...page, rows: page.rows.map(summary) };
 }
 
-/** Counts matching deliveries up to {@link EXACT_TOTAL_UP_TO}; past that, asks the planner for its estimate. */
-async function boundedTotal(
-  db: Executor,
-  where: SQL | undefined,
-): Promise<{ total: number; totalEstimated: boolean }> {
-  const capped = db
-    .select({ one: sql`1` })
-    .from(deliveries)
-    .where(where)
-    .limit(EXACT_TOTAL_UP_TO + 1);
-  const [row] = await db.execute<{ n: number }>(sql`select count(*)::int as n from (${capped}) x`);
-  const n = row?.n ?? 0;
-  if (n <= EXACT_TOTAL_UP_TO) return { total: n, totalEstimated: false };
-  const plan = await db.execute<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }>(
-    sql`explain (format json) ${db.select({ one: sql`1` }).from(deliveries).where(where)}`,
+/** How many deliveries a disabled destination holds; counts above 10,000 are estimates. */
+export interface HeldCounts {
+  total: number;
+  /**
+   * Those created longer ago than DELIVERY_RETENTION: had they finished they would be pruned, but held
+   * deliveries are kept until they go out (or the destination is deleted).
+   */
+  pastRetention: number;
+  estimated: boolean;
+}
+
+/** The deliveries a destination holds because it is disabled (`retentionMs` 0: none counts as past retention). */
+export async function heldCounts(db: Executor, webhookId: string, retentionMs: number): Promise<HeldCounts> {
+  const held = and(
+    eq(deliveries.webhookId, webhookId),
+    eq(deliveries.status, "held"),
+    isNull(deliveries.holdReason),
   );
-  const estimate = Math.round(plan[0]?.["QUERY PLAN"][0]?.Plan["Plan Rows"] ?? 0);
-  return { total: Math.max(estimate, n), totalEstimated: true };
+  const [all, old] = await Promise.all([
+    boundedTotal(db, deliveries, held),
+    retentionMs > 0
+      ? boundedTotal(
+          db,
+          deliveries,
+          and(held, sql`${deliveries.createdAt} < now() - make_interval(secs => ${retentionMs / 1000})`),
+        )
+      : { total: 0, totalEstimated: false },
+  ]);
+  return {
+    total: all.total,
+    pastRetention: old.total,
+    estimated: all.totalEstimated || old.totalEstimated,
+  };
 }
 
 /** One delivery of the destination with its payload and every attempt in order, or `undefined`. */

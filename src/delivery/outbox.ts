@@ -32,7 +32,7 @@ export const queuedRefColumns = {
 
 /**
  * Where a walk through one destination's rows stands: `created_at` as Postgres prints it, `|`, the id. Batched
- * statements walk the destination's `(webhook_id, created_at)` index in that order from here, so rows an
+ * statements walk the destination's `(webhook_id, created_at, id)` index in that order from here, so rows an
  * earlier batch changed (whose index entries may linger until vacuum) are never scanned again.
  */
 export type WalkCursor = string;

@@ -1,5 +1,6 @@
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
+import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import {
   type AuthType,
   automationWebhooks,
@@ -86,12 +87,25 @@ const viewColumns = {
 export const notDeleted = sql`not exists (select 1 from webhook_deletions x where x.webhook_id = ${webhooks.id})`;
 
 /** An organization's destinations, oldest first. */
-export async function listWebhooks(db: Executor, orgId: string): Promise<WebhookView[]> {
-  return db
-    .select(viewColumns)
-    .from(webhooks)
-    .where(and(eq(webhooks.orgId, orgId), notDeleted))
-    .orderBy(asc(webhooks.createdAt), asc(webhooks.id));
+export async function listWebhooks(
+  db: Executor,
+  orgId: string,
+  pageOf: PageOf,
+  perPage: number,
+): Promise<Page<WebhookView>> {
+  return keysetPage(
+    db,
+    {
+      table: webhooks,
+      columns: viewColumns,
+      createdAt: webhooks.createdAt,
+      id: webhooks.id,
+      where: and(eq(webhooks.orgId, orgId), notDeleted),
+      newestFirst: false,
+    },
+    pageOf,
+    perPage,
+  );
 }
 
 /**

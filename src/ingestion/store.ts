@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { and, asc, desc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
+import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import { feedbackIntegrations, records } from "../db/schema.ts";
 import { newId, newToken } from "../ids.ts";
 import { hashToken } from "../orgs.ts";
@@ -57,12 +58,25 @@ export async function createIntegration(
   return { integration, apiKey };
 }
 
-export async function listIntegrations(db: Executor, orgId: string): Promise<FeedbackIntegration[]> {
-  return db
-    .select(integrationColumns)
-    .from(feedbackIntegrations)
-    .where(eq(feedbackIntegrations.orgId, orgId))
-    .orderBy(desc(feedbackIntegrations.createdAt));
+export async function listIntegrations(
+  db: Executor,
+  orgId: string,
+  pageOf: PageOf,
+  perPage: number,
+): Promise<Page<FeedbackIntegration>> {
+  return keysetPage(
+    db,
+    {
+      table: feedbackIntegrations,
+      columns: integrationColumns,
+      createdAt: feedbackIntegrations.createdAt,
+      id: feedbackIntegrations.id,
+      where: eq(feedbackIntegrations.orgId, orgId),
+      newestFirst: true,
+    },
+    pageOf,
+    perPage,
+  );
 }
 
 export async function getIntegration(

@@ -16,6 +16,7 @@ import type { Executor } from "../../db/client.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
+import { answerList, ListQuery, Paged } from "../paging.ts";
 import { adminSecurity, errorResponses, iso, NoQuery, PathId, StringEnum, Timestamp } from "../schemas.ts";
 
 const LEVELS = ["low", "medium", "high", "extreme"] as const;
@@ -206,11 +207,15 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         tags,
         security,
         summary: "List automations",
-        querystring: NoQuery,
-        response: { 200: Type.Object({ data: Type.Array(Automation) }), ...errorResponses },
+        description: "Oldest first.",
+        querystring: ListQuery,
+        response: { 200: Paged(Automation), ...errorResponses },
       },
     },
-    async (request) => ({ data: (await listAutomations(db, adminOf(request).orgId)).map(present) }),
+    async (request) => {
+      const { orgId } = adminOf(request);
+      return answerList(request.query, "aut", (p, n) => listAutomations(db, orgId, p, n), present);
+    },
   );
 
   app.post(

@@ -1,20 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import {
-  type DeliverySummary,
-  deliveryStatus,
-  EXACT_TOTAL_UP_TO,
-  getDelivery,
-  listDeliveries,
-} from "../../delivery/history.ts";
+import { type DeliverySummary, deliveryStatus, getDelivery, listDeliveries } from "../../delivery/history.ts";
 import { retryNow } from "../../delivery/outbox.ts";
 import { queueDeliveries, releaseInBatches } from "../../delivery/queue.ts";
 import { recoverFailed } from "../../destinations/health.ts";
 import { getWebhook } from "../../destinations/store.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { invalidField, notFound } from "../errors.ts";
+import { Paged, pagedAnswer, pageOfQuery, pagingQuery } from "../paging.ts";
 import {
   adminSecurity,
   EmptyBody,
@@ -33,29 +27,12 @@ const STATUSES = ["pending", "held", "delivered", "failed"] as const;
 /** Failed deliveries one `recover` statement queues again. */
 const RECOVER_BATCH = 1000;
 
-/** A timestamp as Postgres prints a `timestamptz`, which is what a history cursor holds. */
-const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
-
 const HistoryQuery = Type.Object(
   {
     from: Type.Optional(Timestamp("Only deliveries created at or after this time (ISO 8601).")),
     to: Type.Optional(Timestamp("Only deliveries created before this time (ISO 8601).")),
     status: Type.Optional(StringEnum(STATUSES)),
-    page: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 100_000,
-        description: "1-based page number (default 1); not with `cursor`.",
-      }),
-    ),
-    per_page: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-    cursor: Type.Optional(
-      Type.String({
-        maxLength: 512,
-        description:
-          "`next_cursor` of the previous page: pages at any depth, stable while new deliveries arrive.",
-      }),
-    ),
+    ...pagingQuery(20),
   },
   { additionalProperties: false },
 );
@@ -164,18 +141,7 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
         params: WebhookParams,
         querystring: HistoryQuery,
         response: {
-          200: Type.Object({
-            data: Type.Array(Summary),
-            page: Type.Integer({ description: "The page number asked for (1 with a cursor)." }),
-            per_page: Type.Integer(),
-            next_cursor: Nullable(Type.String(), {
-              description: "Pass as `cursor` for the next page; null on the last page.",
-            }),
-            total: Type.Integer({
-              description: `Deliveries matching the filters, over all pages: exact up to ${EXACT_TOTAL_UP_TO}, an estimate above (then \`total_estimated\` is true).`,
-            }),
-            total_estimated: Type.Optional(Type.Boolean()),
-          }),
+          200: Paged(Summary),
           ...errorResponses,
         },
       },
@@ -186,14 +152,7 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       const from = q.from === undefined ? undefined : new Date(q.from);
       const to = q.to === undefined ? undefined : new Date(q.to);
       if (from && to && to <= from) throw invalidField("query.to", "must be later than query.from");
-      if (q.cursor !== undefined && q.page !== undefined) {
-        throw invalidField("query.cursor", "cannot be combined with query.page");
-      }
-      const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ["t", "i"] as const);
-      if (cursor && !(PG_TIMESTAMP.test(cursor.t) && /^del_[a-z0-9]{1,40}$/.test(cursor.i))) {
-        throw invalidField("query.cursor", "is not a cursor this API made (pass next_cursor back as it is)");
-      }
-      const page = q.page ?? 1;
+      const pageOf = pageOfQuery(q, "del");
       const perPage = q.per_page ?? 20;
       const webhook = await webhookOf(orgId, request.params.id);
       const result = await listDeliveries(
@@ -201,17 +160,10 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
         orgId,
         webhook.id,
         { from, to, status: q.status },
-        cursor ? { cursor: { createdAt: cursor.t, id: cursor.i } } : { page },
+        pageOf,
         perPage,
       );
-      return {
-        data: result.rows.map(presentSummary),
-        page: cursor ? 1 : page,
-        per_page: perPage,
-        next_cursor: result.next ? encodeCursor({ t: result.next.createdAt, i: result.next.id }) : null,
-        total: result.total,
-        ...(result.totalEstimated ? { total_estimated: true } : {}),
-      };
+      return pagedAnswer(result, q, perPage, presentSummary);
     },
   );
 

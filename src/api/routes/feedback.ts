@@ -12,6 +12,7 @@ import {
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
+import { answerList, ListQuery, Paged } from "../paging.ts";
 import {
   adminSecurity,
   EmptyBody,
@@ -94,11 +95,15 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       schema: {
         ...common,
         summary: "List feedback integrations",
-        querystring: NoQuery,
-        response: { 200: Type.Object({ data: Type.Array(Integration) }), ...errorResponses },
+        description: "Newest first.",
+        querystring: ListQuery,
+        response: { 200: Paged(Integration), ...errorResponses },
       },
     },
-    async (request) => ({ data: (await listIntegrations(db, adminOf(request).orgId)).map(view) }),
+    async (request) => {
+      const { orgId } = adminOf(request);
+      return answerList(request.query, "fbi", (p, n) => listIntegrations(db, orgId, p, n), view);
+    },
   );
 
   app.post(

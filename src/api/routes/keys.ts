@@ -4,6 +4,7 @@ import { createAdminKey, listAdminKeys, revokeAdminKey } from "../../orgs.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
+import { answerList, ListQuery, Paged } from "../paging.ts";
 import { adminSecurity, errorResponses, iso, NoQuery, PathId, Timestamp } from "../schemas.ts";
 
 const Key = Type.Object({
@@ -42,15 +43,20 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app,
       schema: {
         tags: ["keys"],
         summary: "List admin API keys",
-        description: "Keys that are not revoked. Tokens are never shown again after creation.",
+        description: "Keys that are not revoked, oldest first. Tokens are never shown again after creation.",
         security: adminSecurity,
-        querystring: NoQuery,
-        response: { 200: Type.Object({ data: Type.Array(Key) }), ...errorResponses },
+        querystring: ListQuery,
+        response: { 200: Paged(Key), ...errorResponses },
       },
     },
     async (request) => {
-      const keys = await listAdminKeys(db, adminOf(request).orgId);
-      return { data: keys.map((k) => ({ id: k.id, name: k.name, created_at: iso(k.createdAt) })) };
+      const { orgId } = adminOf(request);
+      return answerList(
+        request.query,
+        "key",
+        (p, n) => listAdminKeys(db, orgId, p, n),
+        (k) => ({ id: k.id, name: k.name, created_at: iso(k.createdAt) }),
+      );
     },
   );
 

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { eq, sql } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import type { FastifyBaseLogger } from "fastify";
 import { Type } from "typebox";
 import type { Executor } from "../../db/client.ts";
+import type { PageOf } from "../../db/paging.ts";
 import { type AuthType, webhooks } from "../../db/schema.ts";
 import { enqueueDeliveries } from "../../delivery/enqueue.ts";
-import { deliveryIdByKey } from "../../delivery/history.ts";
+import { deliveryIdByKey, heldCounts } from "../../delivery/history.ts";
 import { releaseHeld } from "../../delivery/outbox.ts";
 import { releaseInBatches } from "../../delivery/queue.ts";
 import { RESERVED_HEADERS } from "../../delivery/request.ts";
@@ -33,6 +34,7 @@ import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
+import { answerList, ListQuery, Paged } from "../paging.ts";
 import {
   adminSecurity,
   errorResponses,
@@ -165,6 +167,21 @@ export const Webhook = Type.Object({
   updated_at: Timestamp(),
 });
 
+const Held = Type.Object(
+  {
+    total: Type.Integer({ description: "Deliveries held because the destination is disabled." }),
+    past_retention: Type.Integer({
+      description:
+        "Of those, how many were created longer ago than DELIVERY_RETENTION: held deliveries are never pruned by age, so a destination disabled that long keeps them until it is enabled or deleted.",
+    }),
+    estimated: Type.Boolean({ description: "True when a count above 10,000 is the planner's estimate." }),
+  },
+  { description: "Only on `GET /api/integrations/webhooks/:id`." },
+);
+
+/** A destination as one GET shows it: with what it holds. */
+const WebhookWithHeld = Type.Object({ ...Webhook.properties, held: Held });
+
 const Secret = Type.String({ description: "Signing secret (`whs_…`). Shown only on create and rotate." });
 
 const RotateBody = Type.Object(
@@ -209,11 +226,11 @@ const TestBody = Type.Object(
 );
 
 /**
- * The signing settings of all of an organization's destinations in one query, for the list (one
+ * The signing settings of a page of destinations in one query, for the list (one
  * {@link getSigningSettings} per row would be a query per destination). Mirrors getSigningSettings: an
  * expired grace period shows as null, judged by the database clock like the delivery worker judges it.
  */
-async function signingSettingsOfOrg(db: Executor, orgId: string): Promise<Map<string, SigningSettings>> {
+async function signingSettingsOf(db: Executor, ids: string[]): Promise<Map<string, SigningSettings>> {
   const rows = await db
     .select({
       id: webhooks.id,
@@ -223,7 +240,7 @@ async function signingSettingsOfOrg(db: Executor, orgId: string): Promise<Map<st
         then ${webhooks.previousSecretExpiresAt} end`.mapWith(webhooks.previousSecretExpiresAt),
     })
     .from(webhooks)
-    .where(eq(webhooks.orgId, orgId));
+    .where(inArray(webhooks.id, ids));
   return new Map(rows.map(({ id, ...settings }) => [id, settings]));
 }
 
@@ -333,20 +350,29 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         tags,
         security,
         summary: "List webhook destinations",
-        querystring: NoQuery,
-        response: { 200: Type.Object({ data: Type.Array(Webhook) }), ...errorResponses },
+        description: "Oldest first.",
+        querystring: ListQuery,
+        response: { 200: Paged(Webhook), ...errorResponses },
       },
     },
     async (request) => {
       const { orgId } = adminOf(request);
-      const [rows, signing] = await Promise.all([listWebhooks(db, orgId), signingSettingsOfOrg(db, orgId)]);
-      // A destination deleted between the two reads has no settings: it is gone, so it is left out.
-      return {
-        data: rows.flatMap((w) => {
-          const settings = signing.get(w.id);
-          return settings ? [presentWebhook(w, settings)] : [];
-        }),
+      const withSigning = async (pageOf: PageOf, perPage: number) => {
+        const page = await listWebhooks(db, orgId, pageOf, perPage);
+        const signing = await signingSettingsOf(
+          db,
+          page.rows.map((w) => w.id),
+        );
+        // A destination deleted between the two reads has no settings: it is gone, so it is left out.
+        return {
+          ...page,
+          rows: page.rows.flatMap((w) => {
+            const settings = signing.get(w.id);
+            return settings ? [presentWebhook(w, settings)] : [];
+          }),
+        };
       };
+      return answerList(request.query, "whe", withSigning, (view) => view);
     },
   );
 
@@ -396,13 +422,17 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         summary: "Get a webhook destination",
         params: IdParams,
         querystring: NoQuery,
-        response: { 200: Webhook, ...errorResponses },
+        response: { 200: WebhookWithHeld, ...errorResponses },
       },
     },
     async (request) => {
       const view = await loadWebhook(db, adminOf(request).orgId, request.params.id);
       if (!view) throw notFound("webhook destination");
-      return view;
+      const held = await heldCounts(db, view.id, rt.config.deliveryRetentionMs);
+      return {
+        ...view,
+        held: { total: held.total, past_retention: held.pastRetention, estimated: held.estimated },
+      };
     },
   );
 
