@@ -326,29 +326,43 @@ async function scale(ctx: PartContext): Promise<Row[]> {
     return perSecond(n, performance.now() - t);
   };
   await deliver(500);
-  const without = await deliver(5000);
+  // Windows with and without pruning alternate, so drift over the run (autovacuum, caches) falls on both.
   let pruned = 0;
-  let pruning = true;
-  const pruneStart = performance.now();
+  let pruneMs = 0;
+  let active = false;
+  let finished = false;
   const pruner = (async () => {
-    while (pruning) {
+    while (!finished) {
+      if (!active) {
+        await sleep(5);
+        continue;
+      }
+      const t = performance.now();
       const n = await pruneDeliveries(db, 30 * DAY_MS, PRUNE_BATCH);
       pruned += n;
-      if (n < PRUNE_BATCH) break;
       await sleep(20);
+      pruneMs += performance.now() - t;
     }
   })();
-  const during = await deliver(5000);
-  pruning = false;
+  const rates = { without: [] as number[], during: [] as number[] };
+  for (let round = 0; round < 3; round++) {
+    rates.without.push(await deliver(2000));
+    active = true;
+    rates.during.push(await deliver(2000));
+    active = false;
+  }
+  finished = true;
   await pruner;
-  const pruneMs = performance.now() - pruneStart;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const without = mean(rates.without);
+  const during = mean(rates.during);
   rows.push({
     measure: "prune rate (batches of 1,000 with 20 ms pauses)",
     value: `${fmtRate(perSecond(pruned, pruneMs))} (${fmtInt(pruned)} rows)`,
   });
   rows.push({
     measure: "delivery rate while pruning ÷ without",
-    value: `${(during / without).toFixed(2)} (${fmtRate(during)} / ${fmtRate(without)})`,
+    value: `${(during / without).toFixed(2)} (${fmtRate(during)} / ${fmtRate(without)}, 3 alternating windows of 2,000 each)`,
     target: "≥ 0.90",
     verdict: during / without >= 0.9 ? "meets" : "MISSES",
   });

@@ -114,13 +114,11 @@ describe("retention", () => {
       const ids = (await enqueueAlerts(s.stack, wh.id, 5)).map((a) => a.id);
       const off = await s.api.patch(`/api/integrations/webhooks/${wh.id}`, { enabled: false });
       assert.equal(off.status, 200, off.text);
-      await waitFor("the backlog held", async () => {
-        const rows = await db
-          .select({ status: deliveries.status })
-          .from(deliveries)
-          .where(inArray(deliveries.id, ids));
-        return rows.every((r) => r.status === "held");
-      });
+      const statuses = async () =>
+        (
+          await db.select({ status: deliveries.status }).from(deliveries).where(inArray(deliveries.id, ids))
+        ).map((r) => r.status);
+      await waitFor("the backlog held", async () => (await statuses()).every((st) => st === "held"));
       // Three of them were created 40 days ago: a finished delivery that old would be pruned.
       await db
         .update(deliveries)
@@ -138,11 +136,8 @@ describe("retention", () => {
       const on = await s.api.patch(`/api/integrations/webhooks/${wh.id}`, { enabled: true });
       assert.equal(on.status, 200, on.text);
       await waitFor("the backlog released", async () => {
-        const rows = await db
-          .select({ status: deliveries.status })
-          .from(deliveries)
-          .where(inArray(deliveries.id, ids));
-        return rows.length === 5 && rows.every((r) => r.status === "pending");
+        const now = await statuses();
+        return now.length === 5 && now.every((st) => st === "pending");
       });
       const after = await s.api.get(`/api/integrations/webhooks/${wh.id}`);
       assert.deepEqual(after.json.held, { total: 0, past_retention: 0, estimated: false });
