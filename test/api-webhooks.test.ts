@@ -43,6 +43,7 @@ describe("admin API: webhook destinations and keys", () => {
         description: "on-call router",
         auth: { type: "bearer", header_name: null, credential_set: true },
         disabled_reason: null,
+        rate_limit_per_second: null,
         signature_scheme: "standard",
         ed25519_public_key: null,
         previous_secret_expires_at: null,

@@ -3,6 +3,7 @@ import {
   bigserial,
   boolean,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -72,6 +73,8 @@ export const webhooks = pgTable(
     ed25519SecretKeySealed: text("ed25519_secret_key_sealed"),
     /** Most attempts in flight at once, across all workers; null means the configured default. */
     maxInFlight: integer("max_in_flight"),
+    /** Most attempts per second across all workers (fractional: 0.2 is one every 5 s); null means none. */
+    rateLimitPerSecond: doublePrecision("rate_limit_per_second"),
     /** Start of the current run of failures; null while the destination is healthy. */
     failingSince: timestamp("failing_since", { withTimezone: true }),
     createdAt: createdAt(),

@@ -74,33 +74,39 @@ const HEALTH_EVENTS: ReadonlySet<string> = new Set<HealthEvent>([
   "destination.recovered",
 ]);
 
-/** Remembered per destination from its last claim, so the cap is known before the next claim. */
-const knownCaps = new Map<string, number | null>();
+/** What the guard checks before a claim: the destination's own cap (null: the default) and rate (null: none). */
+interface Limits {
+  cap: number | null;
+  ratePerSecond: number | null;
+}
 
-/** Look-ups of caps not known yet, shared by the jobs of one destination that start together. */
-const capLookups = new Map<string, Promise<number | null>>();
+/** Remembered per destination from its last claim, so its limits are known before the next claim. */
+const knownLimits = new Map<string, Limits>();
+
+/** Look-ups of limits not known yet, shared by the jobs of one destination that start together. */
+const limitLookups = new Map<string, Promise<Limits>>();
 
 /**
- * The destination's own cap (null: the default). Known from the last claim; the first job of a destination
- * in this process reads it first, since a worker started with a backlog would otherwise admit a whole wave
- * of attempts under the default cap before any claim told it the destination's lower one.
+ * The destination's limits. Known from the last claim; the first job of a destination in this process reads
+ * them first, since a worker started with a backlog would otherwise admit a whole wave of attempts under
+ * the default cap and no rate before any claim told it the destination's own.
  */
-function capOf(db: Db, webhookId: string): number | null | Promise<number | null> {
-  const known = knownCaps.get(webhookId);
+function limitsOf(db: Db, webhookId: string): Limits | Promise<Limits> {
+  const known = knownLimits.get(webhookId);
   if (known !== undefined) return known;
-  let lookup = capLookups.get(webhookId);
+  let lookup = limitLookups.get(webhookId);
   if (!lookup) {
     lookup = db
-      .select({ cap: webhooks.maxInFlight })
+      .select({ cap: webhooks.maxInFlight, ratePerSecond: webhooks.rateLimitPerSecond })
       .from(webhooks)
       .where(eq(webhooks.id, webhookId))
       .then(([row]) => {
-        const cap = row?.cap ?? null;
-        if (!knownCaps.has(webhookId)) knownCaps.set(webhookId, cap);
-        return cap;
+        const limits = { cap: row?.cap ?? null, ratePerSecond: row?.ratePerSecond ?? null };
+        if (!knownLimits.has(webhookId)) knownLimits.set(webhookId, limits);
+        return limits;
       })
-      .finally(() => capLookups.delete(webhookId));
-    capLookups.set(webhookId, lookup);
+      .finally(() => limitLookups.delete(webhookId));
+    limitLookups.set(webhookId, lookup);
   }
   return lookup;
 }
@@ -140,11 +146,13 @@ export async function runDeliveryJob(
   token: string | undefined,
 ): Promise<string> {
   const { d: id, g: generation, w: webhookId } = job.data;
-  const cap = await capOf(deps.db, webhookId);
-  const admission = await deps.guard.acquire(webhookId, id, cap, undefined, job.id);
+  const { cap, ratePerSecond } = await limitsOf(deps.db, webhookId);
+  const admission = await deps.guard.acquire(webhookId, id, cap, undefined, job.id, ratePerSecond);
   if (!admission.admitted) {
     deps.metrics?.heldBack(admission.reason);
-    await waitFor(job, token, admission.waitMs, admission.reason === "open" ? 2000 : 1000);
+    // A rate slot is reserved for this very job at an exact time; the others are spread out a little.
+    const spread = admission.reason === "open" ? 2000 : admission.reason === "cap" ? 1000 : 0;
+    await waitFor(job, token, admission.waitMs, spread);
   }
   let healthy: boolean | undefined;
   try {
@@ -154,7 +162,7 @@ export async function runDeliveryJob(
       if (why.kind !== "wait") return why.kind;
       return await waitFor(job, token, why.delayMs);
     }
-    knownCaps.set(webhookId, claimed.maxInFlight);
+    knownLimits.set(webhookId, { cap: claimed.maxInFlight, ratePerSecond: claimed.ratePerSecond });
     let sent: Sent;
     try {
       sent = await send(deps, claimed);

@@ -8,7 +8,10 @@ import type { Redis } from "ioredis";
  * - a circuit breaker per destination: after `failureThreshold` failures in a row it opens for a
  *   cool-down, then lets one probe through; a successful probe closes it, a failed one reopens it for
  *   twice as long (up to `maxCooldownMs`).
- * A job turned away by either waits (delayed), spends no attempt, and holds no worker slot meanwhile. It is
+ * - a rate limit per destination when it has one (`rate_limit_per_second`, fractional allowed): admissions
+ *   are at least 1/rate apart across all workers. A job turned away by it reserves the next free slot and
+ *   sleeps until then, so a backlog drains at the rate without polling.
+ * A job turned away by any of them waits (delayed), spends no attempt, and holds no worker slot meanwhile. It is
  * remembered as waiting for its destination and woken when a slot frees (or the breaker closes), with its own
  * timer as the fallback, so held-back work does not poll. All times are Redis's own (`TIME`), so workers whose
  * clocks disagree still share one cap and one breaker.
@@ -42,7 +45,7 @@ export type Admission =
       retryAt: number;
       /** The same as a wait from now, in ms: what a worker turns into a delay on its own clock. */
       waitMs: number;
-      reason: "cap" | "open";
+      reason: "cap" | "open" | "rate";
     };
 
 export type BreakerState = "closed" | "open" | "half-open";
@@ -81,12 +84,17 @@ local function wake(cap, member)
 end
 `;
 
-// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset, 4 set of destinations with waiters.
-// ARGV: now, leaseMs, cap, token, waiter job id, destination id.
+/** How early (ms) a job may come back for its reserved rate slot; timers rarely fire early, never by much. */
+const RATE_SLACK_MS = 10;
+
+// KEYS: 1 in-flight zset, 2 breaker hash, 3 waiters zset, 4 set of destinations with waiters, 5 rate hash
+// ('last' admission, 'tat' the next free slot, 'r:<job>' a job's reserved slot).
+// ARGV: now, leaseMs, cap, token, waiter job id, destination id, rate interval in ms (0: no rate limit).
 // Returns {1, probe} when admitted, {0, retryAt, reason, now} when not.
 const ACQUIRE = `${NOW}
 local lease = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
+local interval = tonumber(ARGV[7]) or 0
 local function wait(untilAt, reason)
   if ARGV[5] ~= '' then
     redis.call('ZADD', KEYS[3], 'NX', now, ARGV[5])
@@ -105,8 +113,33 @@ if openUntil > 0 then
   if probeUntil > now then return wait(probeUntil, 'open') end
   probe = 1
 end
+local who = 'r:' .. (ARGV[5] ~= '' and ARGV[5] or ARGV[4])
+if interval > 0 then
+  local r = redis.call('HMGET', KEYS[5], 'last', 'tat', who)
+  local last = tonumber(r[1] or '0') or 0
+  local tat = tonumber(r[2] or '0') or 0
+  local mine = tonumber(r[3] or '0') or 0
+  -- However jobs come back (late, early, after a cap wait), two admissions are never closer than this.
+  local earliest = last + interval - ${RATE_SLACK_MS}
+  if mine == 0 and (tat > now or earliest > now) then
+    local slot = math.max(tat, now, last + interval)
+    redis.call('HSET', KEYS[5], 'tat', slot + interval, who, slot)
+    redis.call('PEXPIRE', KEYS[5], slot - now + 60000)
+    redis.call('SADD', KEYS[4], ARGV[6])
+    return {0, slot, 'rate', now}
+  end
+  if mine > now + ${RATE_SLACK_MS} or earliest > now then
+    return {0, math.max(mine, earliest + ${RATE_SLACK_MS}), 'rate', now}
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= cap then return wait(now + ${CAP_WAIT_MS}, 'cap') end
+if interval > 0 then
+  local tat = tonumber(redis.call('HGET', KEYS[5], 'tat') or '0') or 0
+  redis.call('HDEL', KEYS[5], who)
+  redis.call('HSET', KEYS[5], 'last', now, 'tat', math.max(tat, now + interval))
+  if redis.call('PTTL', KEYS[5]) < interval + 60000 then redis.call('PEXPIRE', KEYS[5], interval + 60000) end
+end
 if ARGV[5] ~= '' and redis.call('ZREM', KEYS[3], ARGV[5]) == 1 and redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('SREM', KEYS[4], ARGV[6])
 end
@@ -188,7 +221,7 @@ export class DestinationGuard {
     this.settings = { ...DEFAULT_ISOLATION, ...settings };
     this.prefix = prefix;
     if (!("esAcquire" in redis)) {
-      redis.defineCommand("esAcquire", { numberOfKeys: 4, lua: ACQUIRE });
+      redis.defineCommand("esAcquire", { numberOfKeys: 5, lua: ACQUIRE });
       redis.defineCommand("esRelease", { numberOfKeys: 4, lua: RELEASE });
       redis.defineCommand("esCancel", { numberOfKeys: 4, lua: CANCEL });
       redis.defineCommand("esState", { numberOfKeys: 1, lua: STATE });
@@ -205,26 +238,33 @@ export class DestinationGuard {
     return `${this.prefix}:dest-waiting`;
   }
 
+  private rateKey(webhookId: string): string {
+    return `${this.prefix}:dest:${webhookId}:rate`;
+  }
+
   /**
-   * Destinations that have jobs waiting for them (at their cap, or with their breaker open): their pending
-   * deliveries are held back, not lost, so the sweeper need not look at them. A destination whose waiting
-   * list has since expired is dropped from the set here.
+   * Destinations that have jobs waiting for them (at their cap, with their breaker open, or for their rate
+   * slot): their pending deliveries are held back, not lost, so the sweeper need not look at them. A
+   * destination whose waiting list and rate slots have since expired is dropped from the set here.
    */
   async heldBack(): Promise<string[]> {
     const ids = await this.redis.smembers(this.waitingSet());
     if (ids.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.exists(this.keys(id)[2]);
+    for (const id of ids) pipeline.exists(this.keys(id)[2], this.rateKey(id));
     const results = (await pipeline.exec()) ?? [];
-    const stale = ids.filter((_, i) => results[i]?.[1] === 0);
+    const waiting = (i: number) => Number(results[i]?.[1] ?? 0) > 0;
+    const stale = ids.filter((_, i) => !waiting(i));
     if (stale.length > 0) await this.redis.srem(this.waitingSet(), ...stale);
-    return ids.filter((_, i) => results[i]?.[1] === 1);
+    return ids.filter((_, i) => waiting(i));
   }
 
   /**
    * Asks for a slot for one attempt. `token` identifies the lease (the delivery id); `maxInFlight` overrides
-   * the default cap for this destination. A job turned away is remembered as `waiter` (its job id), to be
-   * woken by {@link release} when a slot frees. `now` (ms) replaces Redis's clock, for tests only.
+   * the default cap for this destination; `ratePerSecond` (fractional allowed; null or absent: none) spaces
+   * admissions at least 1/rate seconds apart. A job turned away by the cap or breaker is remembered as `waiter`
+   * (its job id), to be woken by {@link release} when a slot frees; one turned away by the rate holds a
+   * reserved slot under that id. `now` (ms) replaces Redis's clock, for tests only.
    */
   async acquire(
     webhookId: string,
@@ -232,22 +272,25 @@ export class DestinationGuard {
     maxInFlight?: number | null,
     now?: number,
     waiter = "",
+    ratePerSecond?: number | null,
   ): Promise<Admission> {
     const [ok, value, reason, clock] = await this.redis.esAcquire(
       ...this.keys(webhookId),
+      this.rateKey(webhookId),
       now ?? "",
       this.settings.leaseMs,
       maxInFlight ?? this.settings.maxInFlight,
       token,
       waiter,
       webhookId,
+      ratePerSecond ? Math.ceil(1000 / ratePerSecond) : 0,
     );
     if (ok === 1) return { admitted: true, probe: value === 1 };
     return {
       admitted: false,
       retryAt: value,
       waitMs: Math.max(0, value - (clock ?? value)),
-      reason: reason === "cap" ? "cap" : "open",
+      reason: reason === "cap" || reason === "rate" ? reason : "open",
     };
   }
 

@@ -161,6 +161,8 @@ export interface ClaimedDelivery {
   ed25519SecretKeySealed: string | null;
   /** The destination's own in-flight cap; null means the configured default. */
   maxInFlight: number | null;
+  /** The destination's rate limit in messages per second; null means none. */
+  ratePerSecond: number | null;
   /** Start of the destination's current run of failures; null while healthy. */
   failingSince: Date | null;
 }
@@ -198,7 +200,7 @@ export async function claimDeliveries(
     returning d.id, d.generation, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
       d.max_attempts, d.schedule_start, d.claim_token, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
-      w.max_in_flight, w.failing_since,
+      w.max_in_flight, w.rate_limit_per_second, w.failing_since,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
   const claimed = new Map<string, ClaimedDelivery>();
@@ -224,6 +226,7 @@ export async function claimDeliveries(
       previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
       ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
       maxInFlight: r.max_in_flight as number | null,
+      ratePerSecond: r.rate_limit_per_second === null ? null : Number(r.rate_limit_per_second),
       failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
     });
   }

@@ -20,6 +20,8 @@ export interface WebhookInput {
   description?: string | null;
   auth?: { type: AuthType; credential?: string | null; headerName?: string | null };
   signatureScheme?: SignatureScheme;
+  /** Most attempts per second across all workers (fractional allowed); null or absent: no limit. */
+  rateLimitPerSecond?: number | null;
 }
 
 /** A new signing secret: `whs_` and 32 random bytes in base64url. */
@@ -50,6 +52,7 @@ export async function createWebhook(
       auth.type !== "none" && auth.credential ? box.seal(auth.credential, sealContext.credential(id)) : null,
     signingSecretSealed: box.seal(secret, sealContext.signingSecret(id)),
     signatureScheme: input.signatureScheme ?? "standard",
+    rateLimitPerSecond: input.rateLimitPerSecond ?? null,
   });
   return { id, secret };
 }
@@ -65,6 +68,7 @@ export interface WebhookView {
   authHeaderName: string | null;
   credentialSet: boolean;
   disabledReason: string | null;
+  rateLimitPerSecond: number | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -79,6 +83,7 @@ const viewColumns = {
   authHeaderName: webhooks.authHeaderName,
   credentialSet: sql<boolean>`${webhooks.credentialSealed} is not null`,
   disabledReason: webhooks.disabledReason,
+  rateLimitPerSecond: webhooks.rateLimitPerSecond,
   createdAt: webhooks.createdAt,
   updatedAt: webhooks.updatedAt,
 };
@@ -136,6 +141,7 @@ export interface WebhookChanges {
   enabled?: boolean;
   description?: string | null;
   auth?: { type: AuthType; headerName: string | null; credential?: string | null };
+  rateLimitPerSecond?: number | null;
 }
 
 /** Applies `changes` to one destination of the organization; returns it as it is now, or `undefined`. */
@@ -154,6 +160,7 @@ export async function updateWebhook(
       events: changes.events,
       enabled: changes.enabled,
       description: changes.description,
+      rateLimitPerSecond: changes.rateLimitPerSecond,
       // Re-enabling by hand starts the destination's health over: one that was failing gets the whole
       // disable period again from now, and stays failing until an attempt succeeds, which then announces
       // `destination.recovered` to the subscribers that were told it was failing or disabled.

@@ -101,6 +101,16 @@ const Events = Type.Array(StringEnum([...EVENT_TYPES, ALL_EVENTS]), {
 
 const Description = Nullable(Type.String({ maxLength: 500 }));
 
+/** A destination's rate limit as the API takes it; every kind of destination has one. */
+export const RateLimit = Nullable(
+  Type.Number({
+    exclusiveMinimum: 0,
+    maximum: 1000,
+    description:
+      "Most attempts per second to this destination, across all workers; fractional allowed (0.2 is one every 5 s). Waiting for it spends no attempt. Null (default): no limit.",
+  }),
+);
+
 const SIGNATURE_SCHEMES = ["standard", "timestamped-hex"] as const;
 
 const SignatureSchemeInput = StringEnum(SIGNATURE_SCHEMES, {
@@ -116,6 +126,7 @@ const CreateBody = Type.Object(
     description: Type.Optional(Description),
     auth: Type.Optional(AuthInput),
     signature_scheme: Type.Optional(SignatureSchemeInput),
+    rate_limit_per_second: Type.Optional(RateLimit),
   },
   { additionalProperties: false },
 );
@@ -133,6 +144,7 @@ const PatchBody = Type.Object(
     description: Type.Optional(Description),
     auth: Type.Optional(AuthInput),
     signature_scheme: Type.Optional(SignatureSchemeInput),
+    rate_limit_per_second: Type.Optional(RateLimit),
   },
   {
     additionalProperties: false,
@@ -154,6 +166,9 @@ export const Webhook = Type.Object({
     }),
   }),
   disabled_reason: Nullable(Type.String({ description: "Why endpoint health disabled it; null otherwise." })),
+  rate_limit_per_second: Nullable(Type.Number(), {
+    description: "Most attempts per second across all workers; null: no limit.",
+  }),
   signature_scheme: StringEnum(SIGNATURE_SCHEMES),
   ed25519_public_key: Nullable(Type.String(), {
     description:
@@ -254,6 +269,7 @@ export function presentWebhook(w: WebhookView, signing: SigningSettings) {
     description: w.description,
     auth: { type: w.authType, header_name: w.authHeaderName, credential_set: w.credentialSet },
     disabled_reason: w.disabledReason,
+    rate_limit_per_second: w.rateLimitPerSecond,
     signature_scheme: signing.signature_scheme,
     ed25519_public_key: signing.ed25519_public_key,
     previous_secret_expires_at: iso(signing.previous_secret_expires_at),
@@ -402,6 +418,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         description: body.description ?? null,
         auth: auth && { type: auth.type, headerName: auth.headerName, credential: auth.credential ?? null },
         signatureScheme: body.signature_scheme ?? "standard",
+        rateLimitPerSecond: body.rate_limit_per_second ?? null,
       });
       const view = await loadWebhook(db, orgId, created.id);
       if (!view) throw notFound("webhook destination");
@@ -470,6 +487,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
           enabled: body.enabled,
           description: body.description,
           auth: body.auth ? resolveAuth(body.auth, current) : undefined,
+          rateLimitPerSecond: body.rate_limit_per_second,
         };
         const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
         const signing = await getSigningSettings(tx, orgId, id);

@@ -1,0 +1,1 @@
+ALTER TABLE "webhooks" ADD COLUMN "rate_limit_per_second" double precision;
