@@ -24,7 +24,7 @@ export const SCAN_COUNT = 1000;
 const QUEUE_STATES = ["waiting", "delayed", "active", "prioritized"] as const satisfies readonly JobType[];
 
 export type AttemptOutcomeLabel = "delivered" | "retry" | "failed";
-export type HeldBackReason = "cap" | "open" | "rate";
+export type HeldBackReason = "cap" | "open" | "rate" | "throttled";
 
 /** What the delivery path reports. */
 export interface DeliveryMetrics {

@@ -42,6 +42,9 @@ export const apiKeys = pgTable(
 );
 
 export type AuthType = "none" | "bearer" | "api_key" | "custom_header";
+
+/** The kinds of destination; each has its channel in `src/channels/`. */
+export type DestinationKind = "webhook";
 export type SignatureScheme = "standard" | "timestamped-hex";
 
 /**
@@ -54,6 +57,8 @@ export const webhooks = pgTable(
     orgId: text("org_id")
       .notNull()
       .references(() => organizations.id, { onDelete: "cascade" }),
+    /** What the destination is (see DestinationKind); every kind shares the outbox, health and isolation. */
+    kind: text("kind").$type<DestinationKind>().notNull().default("webhook"),
     url: text("url").notNull(),
     description: text("description"),
     events: text("events").array().notNull(),

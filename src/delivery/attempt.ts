@@ -1,5 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import { eq } from "drizzle-orm";
+import type { Sent } from "../channels/channel.ts";
+import { channelOf } from "../channels/index.ts";
 import type { Db } from "../db/client.ts";
 import { webhooks } from "../db/schema.ts";
 import {
@@ -9,15 +11,13 @@ import {
   mayChangeHealth,
 } from "../destinations/health.ts";
 import { holdAllPending } from "../destinations/store.ts";
-import { DecryptError, OutboundError } from "../errors.ts";
+import { DecryptError } from "../errors.ts";
 import type { DeliveryJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import type { DeliveryMetrics } from "../metrics.ts";
-import { ATTEMPT_TIMEOUT_MS, type OutboundClient } from "../outbound/http.ts";
+import type { OutboundClient } from "../outbound/http.ts";
 import { SecretBox } from "../secrets/box.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
-import { sealContext } from "../secrets/contexts.ts";
-import type { SigningKeys } from "../signing/headers.ts";
 import type { ClaimBatcher } from "./claims.ts";
 import type { DestinationGuard } from "./isolation.ts";
 import {
@@ -28,16 +28,13 @@ import {
   whyUnclaimable,
 } from "./outbox.ts";
 import { type DeliveryQueue, queueDeliveries } from "./queue.ts";
-import { deliveryHeaders, maskSecrets } from "./request.ts";
-import { parseRetryAfter, retryDelayMs } from "./schedule.ts";
+import { retryDelayMs } from "./schedule.ts";
 import type { SecretProblems } from "./secret-problems.ts";
 import type { JobWaker } from "./waker.ts";
 import type { AttemptWriter } from "./writer.ts";
 
 /** How far a claim pushes the next attempt time: well past one attempt, so only a dead worker's claim lapses. */
 export const CLAIM_LEASE_MS = 30_000;
-/** Bytes of response body stored with an attempt. */
-export const EXCERPT_BYTES = 2048;
 
 export interface AttemptDeps {
   db: Db;
@@ -59,12 +56,6 @@ export interface AttemptDeps {
   waker: JobWaker;
   /** Where secrets that do not open are reported (a log line a minute). */
   secretProblems: SecretProblems;
-}
-
-/** What one attempt ended with, as the history stores it. */
-interface Sent {
-  attempt: AttemptRecord;
-  retryAfterS: number | undefined;
 }
 
 /** The operational events endpoint health raises. */
@@ -163,7 +154,7 @@ export async function runDeliveryJob(
       return await waitFor(job, token, why.delayMs);
     }
     knownLimits.set(webhookId, { cap: claimed.maxInFlight, ratePerSecond: claimed.ratePerSecond });
-    let sent: Sent;
+    let sent: Awaited<ReturnType<typeof send>>;
     try {
       sent = await send(deps, claimed);
     } catch (err) {
@@ -171,26 +162,38 @@ export async function runDeliveryJob(
       await holdUnreadable(deps, claimed, err);
       return "held";
     }
-    const { attempt, retryAfterS } = sent;
-    // A destination that answers, even with a 4xx, is up; 5xx, 429 and no answer at all count against it.
-    const status = attempt.httpStatus;
-    healthy = status !== null && status < 500 && status !== 429;
-    const ok = status !== null && status >= 200 && status < 300;
-    const exhausted = !ok && attempt.attemptNumber >= claimed.maxAttempts;
+    const { attempt, verdict } = sent;
+    if (verdict.kind === "throttled") {
+      // The destination asked to slow down: its answer is no failure and costs the delivery no attempt.
+      await unclaim(deps.db, id, claimed.claimToken);
+      deps.metrics?.heldBack("throttled");
+      return await waitFor(job, token, verdict.waitS * 1000, 250);
+    }
+    const ok = verdict.kind === "delivered";
+    healthy = ok || (verdict.kind === "retry" && verdict.healthy);
+    const final = verdict.kind === "failed";
+    const exhausted = !ok && (final || attempt.attemptNumber >= claimed.maxAttempts);
     const retryInMs = retryDelayMs(
       deps.retrySchedule,
       attempt.attemptNumber - claimed.scheduleStart,
-      retryAfterS,
+      verdict.kind === "retry" ? verdict.retryAfterS : undefined,
     );
     deps.metrics?.attempt(
       ok ? "delivered" : exhausted ? "failed" : "retry",
       // Either a status arrived (counted by class) or the error kind says why none did.
-      attempt.errorKind ?? `${Math.floor((status ?? 0) / 100)}xx`,
+      attempt.errorKind ?? `${Math.floor((attempt.httpStatus ?? 0) / 100)}xx`,
       attempt.durationMs / 1000,
     );
-    await deps.writer.accept(attempt, { token: claimed.claimToken, generation }, { ok, retryInMs });
+    await deps.writer.accept(attempt, { token: claimed.claimToken, generation }, { ok, retryInMs, final });
     await trackHealth(deps, claimed, ok, attempt);
     if (ok) return "delivered";
+    if (final) {
+      deps.log.warn(
+        { delivery: id, reason: verdict.reason },
+        "delivery failed: the destination refused it for good",
+      );
+      return "failed";
+    }
     if (exhausted) {
       deps.log.warn({ delivery: id, attempts: attempt.attemptNumber }, "delivery failed: attempts exhausted");
       return "failed";
@@ -221,57 +224,24 @@ async function holdUnreadable(deps: AttemptDeps, claimed: ClaimedDelivery, err: 
   deps.secretProblems.report(SecretBox.keyIdOf(claimed.signingSecretSealed), err);
 }
 
-/** Opens the destination's secrets, signs and sends one attempt, and describes what happened. */
-async function send(deps: AttemptDeps, claimed: ClaimedDelivery): Promise<Sent> {
-  const wh = claimed.webhookId;
-  const open = (sealed: string | null, context: string) =>
-    sealed ? deps.secrets.open(sealed, context) : null;
-  const credential = open(claimed.credentialSealed, sealContext.credential(wh));
-  const signing: SigningKeys = {
-    scheme: claimed.signatureScheme,
-    secret: deps.secrets.open(claimed.signingSecretSealed, sealContext.signingSecret(wh)),
-    previousSecret: open(claimed.previousSigningSecretSealed, sealContext.previousSigningSecret(wh)),
-    ed25519SecretKey: open(claimed.ed25519SecretKeySealed, sealContext.ed25519SecretKey(wh)),
-  };
-  // Nothing secret may come back through the history: an echoing receiver repeats what it was sent.
-  const secrets = [credential, signing.secret, signing.previousSecret, signing.ed25519SecretKey];
+/** Sends one attempt through the destination's channel and describes what happened. */
+async function send(deps: AttemptDeps, claimed: ClaimedDelivery): Promise<Sent & { attempt: AttemptRecord }> {
   const startedAt = new Date();
-  const headers = deliveryHeaders(claimed, { credential, signing }, Math.floor(startedAt.getTime() / 1000));
+  const sent = await channelOf(claimed.kind).send(deps, claimed, startedAt);
   const attempt: AttemptRecord = {
     deliveryId: claimed.id,
     attemptNumber: claimed.attemptNumber,
     startedAt,
-    durationMs: 0,
-    httpStatus: null,
-    errorKind: null,
-    errorMessage: null,
-    responseExcerpt: null,
+    durationMs: sent.durationMs,
+    httpStatus: sent.status,
+    errorKind: sent.errorKind,
+    errorMessage: sent.errorMessage,
+    responseExcerpt: sent.responseExcerpt,
   };
-  let retryAfterS: number | undefined;
-  try {
-    const res = await deps.http.send({
-      method: "POST",
-      url: claimed.url,
-      headers,
-      body: claimed.payload,
-      timeoutMs: ATTEMPT_TIMEOUT_MS,
-      // Read past the excerpt so a secret straddling its end is masked whole before the cut.
-      maxBodyBytes: EXCERPT_BYTES + 1024,
-    });
-    attempt.durationMs = res.durationMs;
-    attempt.httpStatus = res.status;
-    attempt.responseExcerpt = maskSecrets(res.bodyExcerpt, secrets).slice(0, EXCERPT_BYTES);
-    if (res.status === 429 || res.status === 503) retryAfterS = parseRetryAfter(res.headers["retry-after"]);
-  } catch (err) {
-    if (!(err instanceof OutboundError)) throw err;
-    attempt.durationMs = Date.now() - startedAt.getTime();
-    attempt.errorKind = err.kind;
-    attempt.errorMessage = maskSecrets(err.message, secrets).slice(0, 500);
-  }
   deps.log.debug(
     {
       delivery: claimed.id,
-      webhook: wh,
+      webhook: claimed.webhookId,
       attempt: attempt.attemptNumber,
       status: attempt.httpStatus,
       error: attempt.errorKind,
@@ -279,7 +249,7 @@ async function send(deps: AttemptDeps, claimed: ClaimedDelivery): Promise<Sent> 
     },
     "delivery attempt",
   );
-  return { attempt, retryAfterS };
+  return { ...sent, attempt };
 }
 
 /**

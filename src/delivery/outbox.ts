@@ -1,6 +1,13 @@
 import { and, asc, eq, inArray, isNull, notInArray, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type AuthType, deliveries, type HoldReason, type SignatureScheme, webhooks } from "../db/schema.ts";
+import {
+  type AuthType,
+  type DestinationKind,
+  deliveries,
+  type HoldReason,
+  type SignatureScheme,
+  webhooks,
+} from "../db/schema.ts";
 import { notDeleted } from "../destinations/store.ts";
 import { newId } from "../ids.ts";
 
@@ -150,6 +157,7 @@ export interface ClaimedDelivery {
   scheduleStart: number;
   /** Names this claim; the attempt's outcome applies only while it is still the delivery's claim. */
   claimToken: string;
+  kind: DestinationKind;
   url: string;
   authType: AuthType;
   authHeaderName: string | null;
@@ -198,7 +206,7 @@ export async function claimDeliveries(
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.generation, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
-      d.max_attempts, d.schedule_start, d.claim_token, w.url, w.auth_type, w.auth_header_name,
+      d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
       w.max_in_flight, w.rate_limit_per_second, w.failing_since,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
@@ -217,6 +225,7 @@ export async function claimDeliveries(
       maxAttempts: r.max_attempts as number,
       scheduleStart: r.schedule_start as number,
       claimToken: r.claim_token as string,
+      kind: r.kind as DestinationKind,
       url: r.url as string,
       authType: r.auth_type as AuthType,
       authHeaderName: r.auth_header_name as string | null,

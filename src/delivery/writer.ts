@@ -12,6 +12,8 @@ import type { AttemptRecord } from "./outbox.ts";
 export interface AttemptOutcome {
   ok: boolean;
   retryInMs: number;
+  /** The destination refused it for good (a permanent error): `failed` now, whatever attempts are left. */
+  final?: boolean;
 }
 
 interface Pending {
@@ -220,7 +222,7 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | 
         : null;
       return sql`(${a.deliveryId}, ${b.claimToken}, ${b.generation}::int, ${b.outcome.ok}::boolean,
         ${a.httpStatus}::int, ${lastError}::text, ${a.startedAt.toISOString()}::timestamptz,
-        ${Math.max(0, Math.round(b.outcome.retryInMs))}::int)`;
+        ${Math.max(0, Math.round(b.outcome.retryInMs))}::int, ${b.outcome.final === true}::boolean)`;
     });
     // Status and next time are decided here, against the row as it is now: a manual retry made while the
     // attempt ran has raised max_attempts (so no `failed`) and set its own due time (kept), and a
@@ -229,6 +231,7 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | 
       update deliveries d set
         status = case
           when u.ok then 'delivered'
+          when u.final then 'failed'
           when d.status = 'held' or not w.enabled then 'held'
           when d.attempt_count >= d.max_attempts then 'failed'
           else 'pending' end,
@@ -243,7 +246,7 @@ async function commitOutcomes(db: Db, batch: Pending[], form: "fast" | "full" | 
         leased_until = null,
         claim_token = null
       from (values ${sql.join(rows, sql`, `)})
-        as u(id, claim_token, generation, ok, http_status, last_error, last_attempt_at, retry_in_ms),
+        as u(id, claim_token, generation, ok, http_status, last_error, last_attempt_at, retry_in_ms, final),
         webhooks w
       where d.id = u.id and d.claim_token = u.claim_token and d.status in ('pending', 'held')
         and w.id = d.webhook_id`);

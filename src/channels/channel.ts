@@ -1,0 +1,47 @@
+import type { ClaimedDelivery } from "../delivery/outbox.ts";
+import type { Logger } from "../log.ts";
+import type { OutboundClient } from "../outbound/http.ts";
+import type { OpenedSecrets } from "../secrets/cache.ts";
+
+/**
+ * What differs between kinds of destination lives behind this interface, one module per kind: how one attempt
+ * of a delivery is rendered and sent, and how the answer is judged. Everything else (the outbox, claims,
+ * retries, history, isolation, health, test events, recover, retention, metrics) is the same for every kind.
+ * A new kind is a new module here, registered in `index.ts`.
+ */
+
+/** How one attempt ended, as the delivery core acts on it. */
+export type Verdict =
+  /** The destination took it. */
+  | { kind: "delivered" }
+  /** Try again on the schedule (sooner than `retryAfterS` never); `healthy` says whether it counts against the destination. */
+  | { kind: "retry"; healthy: boolean; retryAfterS?: number }
+  /** The destination said it never will: fail the delivery now and mark the destination failing. */
+  | { kind: "failed"; reason: string }
+  /** The destination asked to slow down: wait `waitS` and try again, spending no attempt. */
+  | { kind: "throttled"; waitS: number };
+
+/** One attempt's result: what the history stores, and the verdict. */
+export interface Sent {
+  /** The answer's status code when the channel has one (HTTP status, SMTP reply code); null without an answer. */
+  status: number | null;
+  /** Why no answer came (`timeout`, `network`, `blocked`…); null when one did. */
+  errorKind: string | null;
+  errorMessage: string | null;
+  /** The start of the answer, with every secret of the attempt masked. */
+  responseExcerpt: string | null;
+  durationMs: number;
+  verdict: Verdict;
+}
+
+/** What a channel may use to send. */
+export interface ChannelDeps {
+  secrets: OpenedSecrets;
+  http: OutboundClient;
+  log: Logger;
+}
+
+export interface Channel {
+  /** Sends one attempt of `claimed` (its frozen payload, rendered for this kind) and judges the answer. */
+  send(deps: ChannelDeps, claimed: ClaimedDelivery, startedAt: Date): Promise<Sent>;
+}
