@@ -67,6 +67,7 @@ describe("admin API: automations", () => {
     assert.deepEqual(Object.keys(a).sort(), [
       "active",
       "created_at",
+      "destination_ids",
       "filter",
       "id",
       "name",
@@ -167,10 +168,10 @@ describe("admin API: automations", () => {
     ],
     ["active as number", (b) => ({ ...b, active: 1 }), "ErrCodeInvalidFieldFormat", "body.active"],
     [
-      "missing webhook_ids",
+      "missing destination_ids and webhook_ids",
       ({ webhook_ids: _, ...b }) => b,
       "ErrCodeMissingRequiredField",
-      "body.webhook_ids",
+      "body.destination_ids",
     ],
     [
       "unknown webhook id",

@@ -25,6 +25,7 @@ import { keyRoutes } from "./routes/keys.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { publicKeyRoutes, signingKeyRoutes } from "./routes/signing.ts";
+import { slackRoutes } from "./routes/slack.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
 /** Largest request body of the admin API, in bytes (1 MiB); larger ones get 413 `ErrCodePayloadTooLarge`. */
@@ -171,7 +172,8 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
       await api.register(keyRoutes, { rt });
       await api.register(webhookRoutes, { rt });
       await api.register(signingKeyRoutes, { rt });
-      await api.register(deliveryRoutes, { rt });
+      await api.register(slackRoutes, { rt });
+      for (const kind of ["webhook", "slack"] as const) await api.register(deliveryRoutes, { rt, kind });
       await api.register(automationRoutes, { rt });
       await api.register(feedbackRoutes, { rt });
       await api.register(recordRoutes, { rt });

@@ -44,7 +44,7 @@ export const apiKeys = pgTable(
 export type AuthType = "none" | "bearer" | "api_key" | "custom_header";
 
 /** The kinds of destination; each has its channel in `src/channels/`. */
-export type DestinationKind = "webhook";
+export type DestinationKind = "webhook" | "slack";
 export type SignatureScheme = "standard" | "timestamped-hex";
 
 /**
@@ -59,6 +59,9 @@ export const webhooks = pgTable(
       .references(() => organizations.id, { onDelete: "cascade" }),
     /** What the destination is (see DestinationKind); every kind shares the outbox, health and isolation. */
     kind: text("kind").$type<DestinationKind>().notNull().default("webhook"),
+    /** An admin's label (Slack and email destinations). */
+    name: text("name"),
+    /** Where it sends. A Slack destination keeps only a masked form here; its URL is sealed in `credential_sealed`. */
     url: text("url").notNull(),
     description: text("description"),
     events: text("events").array().notNull(),

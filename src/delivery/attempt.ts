@@ -1,7 +1,7 @@
 import { DelayedError, type Job } from "bullmq";
 import { eq } from "drizzle-orm";
 import type { Sent } from "../channels/channel.ts";
-import { channelOf } from "../channels/index.ts";
+import { channelOf, effectiveRate } from "../channels/index.ts";
 import type { Db } from "../db/client.ts";
 import { webhooks } from "../db/schema.ts";
 import {
@@ -88,11 +88,14 @@ function limitsOf(db: Db, webhookId: string): Limits | Promise<Limits> {
   let lookup = limitLookups.get(webhookId);
   if (!lookup) {
     lookup = db
-      .select({ cap: webhooks.maxInFlight, ratePerSecond: webhooks.rateLimitPerSecond })
+      .select({ cap: webhooks.maxInFlight, rate: webhooks.rateLimitPerSecond, kind: webhooks.kind })
       .from(webhooks)
       .where(eq(webhooks.id, webhookId))
       .then(([row]) => {
-        const limits = { cap: row?.cap ?? null, ratePerSecond: row?.ratePerSecond ?? null };
+        const limits = {
+          cap: row?.cap ?? null,
+          ratePerSecond: row ? effectiveRate(row.kind, row.rate) : null,
+        };
         if (!knownLimits.has(webhookId)) knownLimits.set(webhookId, limits);
         return limits;
       })

@@ -1,4 +1,5 @@
 import { and, asc, eq, inArray, isNull, notInArray, type SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { effectiveRate } from "../channels/index.ts";
 import type { Executor } from "../db/client.ts";
 import {
   type AuthType,
@@ -169,8 +170,10 @@ export interface ClaimedDelivery {
   ed25519SecretKeySealed: string | null;
   /** The destination's own in-flight cap; null means the configured default. */
   maxInFlight: number | null;
-  /** The destination's rate limit in messages per second; null means none. */
+  /** The destination's rate limit in messages per second, its own or its kind's default; null means none. */
   ratePerSecond: number | null;
+  /** The name of the automation that made an alert, while it exists; null for other events. */
+  automationName: string | null;
   /** Start of the destination's current run of failures; null while healthy. */
   failingSince: Date | null;
 }
@@ -209,6 +212,7 @@ export async function claimDeliveries(
       d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
       w.max_in_flight, w.rate_limit_per_second, w.failing_since,
+      (select a.name from automations a where a.id = d.automation_id) as automation_name,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
   const claimed = new Map<string, ClaimedDelivery>();
@@ -235,7 +239,11 @@ export async function claimDeliveries(
       previousSigningSecretSealed: r.previous_signing_secret_sealed as string | null,
       ed25519SecretKeySealed: r.ed25519_secret_key_sealed as string | null,
       maxInFlight: r.max_in_flight as number | null,
-      ratePerSecond: r.rate_limit_per_second === null ? null : Number(r.rate_limit_per_second),
+      ratePerSecond: effectiveRate(
+        r.kind as DestinationKind,
+        r.rate_limit_per_second === null ? null : Number(r.rate_limit_per_second),
+      ),
+      automationName: r.automation_name as string | null,
       failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
     });
   }

@@ -4,6 +4,7 @@ import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import {
   type AuthType,
   automationWebhooks,
+  type DestinationKind,
   type SignatureScheme,
   webhookDeletions,
   webhooks,
@@ -97,6 +98,7 @@ export async function listWebhooks(
   orgId: string,
   pageOf: PageOf,
   perPage: number,
+  kind: DestinationKind = "webhook",
 ): Promise<Page<WebhookView>> {
   return keysetPage(
     db,
@@ -105,7 +107,7 @@ export async function listWebhooks(
       columns: viewColumns,
       createdAt: webhooks.createdAt,
       id: webhooks.id,
-      where: and(eq(webhooks.orgId, orgId), notDeleted),
+      where: and(eq(webhooks.orgId, orgId), eq(webhooks.kind, kind), notDeleted),
       newestFirst: false,
     },
     pageOf,
@@ -114,19 +116,27 @@ export async function listWebhooks(
 }
 
 /**
- * One destination of the organization, or `undefined` (also for another organization's id).
- * `forUpdate` locks the row until the caller's transaction ends, so concurrent edits apply one after the other.
+ * One destination of the organization of `kind` (default webhook), or `undefined` (also for another
+ * organization's id or another kind's). `forUpdate` locks the row until the caller's transaction ends, so
+ * concurrent edits apply one after the other.
  */
 export async function getWebhook(
   db: Executor,
   orgId: string,
   id: string,
-  options: { forUpdate?: boolean } = {},
+  options: { forUpdate?: boolean; kind?: DestinationKind } = {},
 ): Promise<WebhookView | undefined> {
   const query = db
     .select(viewColumns)
     .from(webhooks)
-    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId), notDeleted));
+    .where(
+      and(
+        eq(webhooks.id, id),
+        eq(webhooks.orgId, orgId),
+        eq(webhooks.kind, options.kind ?? "webhook"),
+        notDeleted,
+      ),
+    );
   const [row] = options.forUpdate ? await query.for("update") : await query;
   return row;
 }
@@ -198,11 +208,16 @@ export async function updateWebhook(
  * invisible to the API; the pruner then deletes its deliveries and attempts in batches, and the destination
  * itself (see purgeDeletedWebhooks). Returns whether the organization had such a destination.
  */
-export async function deleteWebhook(db: Executor, orgId: string, id: string): Promise<boolean> {
+export async function deleteWebhook(
+  db: Executor,
+  orgId: string,
+  id: string,
+  kind: DestinationKind = "webhook",
+): Promise<boolean> {
   const rows = await db
     .update(webhooks)
     .set({ enabled: false, updatedAt: sql`now()` })
-    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId), notDeleted))
+    .where(and(eq(webhooks.id, id), eq(webhooks.orgId, orgId), eq(webhooks.kind, kind), notDeleted))
     .returning({ id: webhooks.id });
   if (rows.length === 0) return false;
   await db.insert(webhookDeletions).values({ webhookId: id }).onConflictDoNothing();

@@ -88,7 +88,13 @@ const Name = Type.String({ minLength: 1, maxLength: 200, pattern: "\\S", "x-mess
 const WebhookIds = Type.Array(Id("Webhook destination id (`whe_…`)"), {
   maxItems: 100,
   uniqueItems: true,
-  description: "Destinations the alerts go to; each must be one of the organization's.",
+  description:
+    "Webhook destinations the alerts go to; each must be one of the organization's. Kept for webhooks: `destination_ids` takes every kind.",
+});
+const DestinationIds = Type.Array(Id("Destination id of any kind (`whe_…`, `slk_…`)"), {
+  maxItems: 100,
+  uniqueItems: true,
+  description: "Destinations of any kind the alerts go to; each must be one of the organization's.",
 });
 
 const CreateBody = Type.Object(
@@ -97,9 +103,10 @@ const CreateBody = Type.Object(
     active: Type.Optional(Type.Boolean({ default: true })),
     filter: Type.Optional(Filter),
     trigger: Trigger,
-    webhook_ids: WebhookIds,
+    destination_ids: Type.Optional(DestinationIds),
+    webhook_ids: Type.Optional(WebhookIds),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: "`destination_ids` or `webhook_ids` (not both) is required." },
 );
 
 const PatchBody = Type.Object(
@@ -108,12 +115,13 @@ const PatchBody = Type.Object(
     active: Type.Optional(Type.Boolean()),
     filter: Type.Optional(Filter),
     trigger: Type.Optional(Trigger),
+    destination_ids: Type.Optional(DestinationIds),
     webhook_ids: Type.Optional(WebhookIds),
   },
   {
     additionalProperties: false,
     description:
-      "Every field is optional; `filter`, `trigger` and `webhook_ids` replace the stored ones whole.",
+      "Every field is optional; `filter`, `trigger` and `destination_ids` replace the stored ones whole. `webhook_ids` replaces the webhook destinations only and keeps the others.",
   },
 );
 
@@ -123,7 +131,10 @@ const Automation = Type.Object({
   active: Type.Boolean(),
   filter: Filter,
   trigger: Trigger,
-  webhook_ids: Type.Array(Type.String(), { description: "Sorted by id." }),
+  destination_ids: Type.Array(Type.String(), {
+    description: "Every destination, of any kind; sorted by id.",
+  }),
+  webhook_ids: Type.Array(Type.String(), { description: "The webhook destinations only; sorted by id." }),
   created_at: Timestamp(),
   updated_at: Timestamp(),
 });
@@ -137,7 +148,8 @@ function present(a: AutomationView) {
     active: a.active,
     filter: a.filter,
     trigger: a.trigger,
-    webhook_ids: a.webhookIds,
+    destination_ids: a.webhookIds,
+    webhook_ids: a.webhookIds.filter(isWebhookId),
     created_at: iso(a.createdAt),
     updated_at: iso(a.updatedAt),
   };
@@ -174,16 +186,38 @@ function checkConditions(conditions: MetadataCondition[] | undefined): void {
   });
 }
 
-/** Every referenced id must belong to the caller's organization; the first one that does not is named. */
+/** Ids carry their type: a webhook destination's start with `whe_`. */
+const isWebhookId = (id: string) => id.startsWith("whe_");
+
+interface Destinations {
+  destination_ids?: string[];
+  webhook_ids?: string[];
+}
+
+/** `destination_ids` and `webhook_ids` name the same links two ways, so one request gives one of them. */
+function checkDestinationFields(body: Destinations): void {
+  if (body.destination_ids !== undefined && body.webhook_ids !== undefined) {
+    throw invalidField("body.destination_ids", "cannot be combined with body.webhook_ids");
+  }
+}
+
+/**
+ * Every referenced id must belong to the caller's organization (and `webhook_ids` be webhook destinations);
+ * the first one that does not is named.
+ */
 async function checkReferences(
   tx: Executor,
   orgId: string,
   filter: AutomationFilter | undefined,
-  webhookIds: string[] | undefined,
+  destinations: Destinations,
 ): Promise<void> {
-  const [badWebhook] = await unknownWebhookIds(tx, orgId, webhookIds ?? []);
-  if (badWebhook !== undefined) {
-    throw invalidField(`body.webhook_ids[${badWebhook}]`, "no webhook destination with this id");
+  for (const [field, ids, noun] of [
+    ["destination_ids", destinations.destination_ids, "destination"],
+    ["webhook_ids", destinations.webhook_ids, "webhook destination"],
+  ] as const) {
+    const wrongKind = (ids ?? []).findIndex((id) => field === "webhook_ids" && !isWebhookId(id));
+    const [bad] = wrongKind >= 0 ? [wrongKind] : await unknownWebhookIds(tx, orgId, ids ?? []);
+    if (bad !== undefined) throw invalidField(`body.${field}[${bad}]`, `no ${noun} with this id`);
   }
   const [badIntegration] = await unknownIntegrationIds(tx, orgId, filter?.integration_ids ?? []);
   if (badIntegration !== undefined) {
@@ -234,14 +268,17 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       const { orgId } = adminOf(request);
       const body = request.body;
       checkConditions(body.filter?.metadata);
+      checkDestinationFields(body);
+      const destinationIds = body.destination_ids ?? body.webhook_ids;
+      if (destinationIds === undefined) throw missingField("body.destination_ids");
       const created = await db.transaction(async (tx) => {
-        await checkReferences(tx, orgId, body.filter, body.webhook_ids);
+        await checkReferences(tx, orgId, body.filter, body);
         return createAutomation(tx, orgId, {
           name: body.name,
           active: body.active ?? true,
           filter: body.filter ?? {},
           trigger: body.trigger,
-          webhookIds: body.webhook_ids,
+          webhookIds: destinationIds,
         });
       });
       request.log.info({ automation: created.id }, "automation created");
@@ -286,15 +323,18 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       const { id } = request.params;
       const body = request.body;
       checkConditions(body.filter?.metadata);
+      checkDestinationFields(body);
       const updated = await db.transaction(async (tx) => {
-        if (!(await getAutomation(tx, orgId, id, { forUpdate: true }))) throw notFound("automation");
-        await checkReferences(tx, orgId, body.filter, body.webhook_ids);
+        const current = await getAutomation(tx, orgId, id, { forUpdate: true });
+        if (!current) throw notFound("automation");
+        await checkReferences(tx, orgId, body.filter, body);
+        const others = current.webhookIds.filter((w) => !isWebhookId(w));
         return updateAutomation(tx, orgId, id, {
           name: body.name,
           active: body.active,
           filter: body.filter,
           trigger: body.trigger,
-          webhookIds: body.webhook_ids,
+          webhookIds: body.destination_ids ?? (body.webhook_ids && [...others, ...body.webhook_ids]),
         });
       });
       if (!updated) throw notFound("automation");

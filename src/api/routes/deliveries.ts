@@ -1,10 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { type DeliverySummary, deliveryStatus, getDelivery, listDeliveries } from "../../delivery/history.ts";
+import type { DestinationKind } from "../../db/schema.ts";
+import { enqueueDeliveries } from "../../delivery/enqueue.ts";
+import {
+  type DeliverySummary,
+  deliveryIdByKey,
+  deliveryStatus,
+  getDelivery,
+  listDeliveries,
+} from "../../delivery/history.ts";
 import { retryNow } from "../../delivery/outbox.ts";
 import { queueDeliveries, releaseInBatches } from "../../delivery/queue.ts";
+import { EVENT_TYPES } from "../../destinations/events.ts";
 import { recoverFailed } from "../../destinations/health.ts";
 import { getWebhook } from "../../destinations/store.ts";
+import { testDelivery } from "../../destinations/test-events.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, notFound } from "../errors.ts";
@@ -79,14 +89,32 @@ const Detail = Type.Object({
   attempts: Type.Array(Attempt),
 });
 
-const WebhookParams = Type.Object(
-  { id: PathId("Webhook destination id (`whe_…`)") },
+const TestBody = Type.Object(
+  {
+    event: StringEnum(EVENT_TYPES, {
+      description:
+        "The event type to send a sample of. Allowed even when the destination does not subscribe to it: a test is an explicit admin action.",
+    }),
+  },
   { additionalProperties: false },
 );
-const DeliveryParams = Type.Object(
-  { id: PathId("Webhook destination id (`whe_…`)"), delivery_id: PathId("Delivery id (`del_…`)") },
-  { additionalProperties: false },
-);
+
+/** What the routes say of each kind of destination: its path under `/api/integrations`, its name, its id prefix. */
+export const KINDS: Record<DestinationKind, { base: string; noun: string; prefix: string }> = {
+  webhook: { base: "webhooks", noun: "webhook destination", prefix: "whe" },
+  slack: { base: "slack", noun: "Slack destination", prefix: "slk" },
+};
+
+function paramsOf(kind: DestinationKind) {
+  const id = PathId(`${KINDS[kind].noun} id (\`${KINDS[kind].prefix}_…\`)`);
+  return {
+    WebhookParams: Type.Object({ id }, { additionalProperties: false }),
+    DeliveryParams: Type.Object(
+      { id, delivery_id: PathId("Delivery id (`del_…`)") },
+      { additionalProperties: false },
+    ),
+  };
+}
 
 function heldReason(d: DeliverySummary): "destination_disabled" | "secret_unreadable" | null {
   if (d.status !== "held") return null;
@@ -117,20 +145,29 @@ function parsePayload(payload: string): unknown {
   }
 }
 
-/** Delivery history, detail and manual retry of one destination (seed 002). */
-export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
+/**
+ * Delivery history, detail, manual retry, recover and test events of one destination (seed 002): the same
+ * routes for every kind, registered once per kind under its own path.
+ */
+export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: DestinationKind }> = async (
+  app,
+  { rt, kind },
+) => {
   const db = rt.database.db;
   const tags = ["deliveries"];
   const security = adminSecurity;
+  const { base, noun } = KINDS[kind];
+  const { WebhookParams, DeliveryParams } = paramsOf(kind);
+  const maxAttempts = rt.config.retrySchedule.length + 1;
 
   const webhookOf = async (orgId: string, id: string) => {
-    const webhook = await getWebhook(db, orgId, id);
-    if (!webhook) throw notFound("webhook destination");
+    const webhook = await getWebhook(db, orgId, id, { kind });
+    if (!webhook) throw notFound(noun);
     return webhook;
   };
 
   app.get(
-    "/integrations/webhooks/:id/deliveries",
+    `/integrations/${base}/:id/deliveries`,
     {
       schema: {
         tags,
@@ -168,7 +205,7 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
   );
 
   app.get(
-    "/integrations/webhooks/:id/deliveries/:delivery_id",
+    `/integrations/${base}/:id/deliveries/:delivery_id`,
     {
       schema: {
         tags,
@@ -201,7 +238,7 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
   );
 
   app.post(
-    "/integrations/webhooks/:id/deliveries/:delivery_id/retry",
+    `/integrations/${base}/:id/deliveries/:delivery_id/retry`,
     {
       preValidation: noBodyIsEmpty,
       schema: {
@@ -232,7 +269,7 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
   );
 
   app.post(
-    "/integrations/webhooks/:id/recover",
+    `/integrations/${base}/:id/recover`,
     {
       schema: {
         tags,
@@ -292,6 +329,52 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
         "failed deliveries recovery started",
       );
       return reply.code(202).send({ queued: refs.length, more });
+    },
+  );
+
+  app.post(
+    `/integrations/${base}/:id/test`,
+    {
+      schema: {
+        tags,
+        security,
+        summary: "Send a test event",
+        description:
+          'Sends a sample payload with `"test": true` through the normal pipeline, so it shows in the delivery history. `escalation.alert` sends a sample alert body with fresh `aut_`/`rec_` ids; other events send their envelope with `test: true` in `data`. Allowed even when the destination does not subscribe to the event type. A disabled destination gets the delivery `held`.',
+        params: WebhookParams,
+        querystring: NoQuery,
+        body: TestBody,
+        response: {
+          202: Type.Object({
+            delivery_id: Type.String({ description: "`del_…`" }),
+            status: StringEnum(["pending", "held"]),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const admin = adminOf(request);
+      const webhook = await webhookOf(admin.orgId, request.params.id);
+      const item = testDelivery(request.body.event, {
+        orgId: admin.orgId,
+        orgSlug: admin.orgSlug,
+        webhookId: webhook.id,
+        webhookUrl: webhook.url,
+        publicUrl: rt.config.publicUrl,
+      });
+      const result = await enqueueDeliveries(db, rt.deliveryQueue, [item], maxAttempts);
+      const deliveryId =
+        result.pending[0]?.id ?? (await deliveryIdByKey(db, webhook.id, item.idempotencyKey));
+      // No row: the destination was deleted between the lookup and the insert.
+      if (deliveryId === undefined) throw notFound(noun);
+      request.log.info(
+        { webhook: webhook.id, delivery: deliveryId, event: item.eventType },
+        "test event queued",
+      );
+      return reply
+        .code(202)
+        .send({ delivery_id: deliveryId, status: result.pending.length > 0 ? "pending" : "held" });
     },
   );
 };

@@ -5,8 +5,7 @@ import { Type } from "typebox";
 import type { Executor } from "../../db/client.ts";
 import type { PageOf } from "../../db/paging.ts";
 import { type AuthType, webhooks } from "../../db/schema.ts";
-import { enqueueDeliveries } from "../../delivery/enqueue.ts";
-import { deliveryIdByKey, heldCounts } from "../../delivery/history.ts";
+import { heldCounts } from "../../delivery/history.ts";
 import { releaseHeld } from "../../delivery/outbox.ts";
 import { releaseInBatches } from "../../delivery/queue.ts";
 import { RESERVED_HEADERS } from "../../delivery/request.ts";
@@ -29,7 +28,6 @@ import {
   type WebhookChanges,
   type WebhookView,
 } from "../../destinations/store.ts";
-import { testDelivery } from "../../destinations/test-events.ts";
 import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
@@ -92,7 +90,7 @@ const Url = Type.String({
     "Where deliveries are POSTed. `https://` only (unless ALLOW_HTTP_DESTINATIONS); no private addresses.",
 });
 
-const Events = Type.Array(StringEnum([...EVENT_TYPES, ALL_EVENTS]), {
+export const Events = Type.Array(StringEnum([...EVENT_TYPES, ALL_EVENTS]), {
   minItems: 1,
   maxItems: 50,
   uniqueItems: true,
@@ -182,7 +180,7 @@ export const Webhook = Type.Object({
   updated_at: Timestamp(),
 });
 
-const Held = Type.Object(
+export const Held = Type.Object(
   {
     total: Type.Integer({ description: "Deliveries held because the destination is disabled." }),
     past_retention: Type.Integer({
@@ -191,7 +189,7 @@ const Held = Type.Object(
     }),
     estimated: Type.Boolean({ description: "True when a count above 10,000 is the planner's estimate." }),
   },
-  { description: "Only on `GET /api/integrations/webhooks/:id`." },
+  { description: "Only on one destination's `GET`." },
 );
 
 /** A destination as one GET shows it: with what it holds. */
@@ -227,16 +225,6 @@ const CreatedWebhook = Type.Object({ ...Webhook.properties, secret: Secret });
 
 const IdParams = Type.Object(
   { id: PathId("Webhook destination id (`whe_…`)") },
-  { additionalProperties: false },
-);
-
-const TestBody = Type.Object(
-  {
-    event: StringEnum(EVENT_TYPES, {
-      description:
-        "The event type to send a sample of. Allowed even when the destination does not subscribe to it: a test is an explicit admin action.",
-    }),
-  },
   { additionalProperties: false },
 );
 
@@ -326,7 +314,7 @@ async function loadWebhook(db: Executor, orgId: string, id: string) {
 }
 
 /** `["*"]` stands alone: mixed with named types it would read as a narrower subscription than it is. */
-function checkEvents(events: string[] | undefined): void {
+export function checkEvents(events: string[] | undefined): void {
   if (events && events.length > 1 && events.includes(ALL_EVENTS)) {
     throw invalidField("body.events", '"*" must be the only entry when present');
   }
@@ -338,17 +326,35 @@ function checkEvents(events: string[] | undefined): void {
  * a time). A failure is logged with what was being done; the sweeper and the jobs themselves finish the work
  * in any case.
  */
-function inBackground(log: FastifyBaseLogger, what: string, work: () => Promise<number>): void {
+export function inBackground(log: FastifyBaseLogger, what: string, work: () => Promise<number>): void {
   work().then(
-    (rows) => log.info({ rows }, `webhook destination: ${what} done`),
-    (err: unknown) => log.warn({ err }, `webhook destination: ${what} cut short; the sweeper finishes it`),
+    (rows) => log.info({ rows }, `destination: ${what} done`),
+    (err: unknown) => log.warn({ err }, `destination: ${what} cut short; the sweeper finishes it`),
   );
+}
+
+/**
+ * What a PATCH of `enabled` leaves to do once answered, for every kind of destination: disabling holds the
+ * pending backlog, enabling releases the held one, a batch at a time in the background.
+ */
+export function afterEnabledChange(
+  rt: Runtime,
+  log: FastifyBaseLogger,
+  id: string,
+  enabled: boolean | undefined,
+): void {
+  const db = rt.database.db;
+  if (enabled === false) inBackground(log, "holding", () => holdAllPending(db, id));
+  if (enabled === true) {
+    inBackground(log, "releasing", () =>
+      releaseInBatches(rt.deliveryQueue, (after) => releaseHeld(db, id, undefined, after)),
+    );
+  }
 }
 
 export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
   const policy = compilePolicy({ allowlist: rt.config.destinationAllowlist, dnsServers: [] });
-  const maxAttempts = rt.config.retrySchedule.length + 1;
 
   const checkUrl = (url: string | undefined) => {
     if (url === undefined) return;
@@ -499,12 +505,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       // a new generation, due now; a job never runs before the row it points at is visible). Should this be
       // cut short (Redis away, the process stopped), the sweeper releases what is left, and a job of a
       // disabled destination holds its own delivery.
-      if (body.enabled === false) inBackground(request.log, "holding", () => holdAllPending(db, id));
-      if (body.enabled === true) {
-        inBackground(request.log, "releasing", () =>
-          releaseInBatches(rt.deliveryQueue, (after) => releaseHeld(db, id, undefined, after)),
-        );
-      }
+      afterEnabledChange(rt, request.log, id, body.enabled);
       request.log.info({ webhook: id, fields: Object.keys(body) }, "webhook destination updated");
       return view;
     },
@@ -570,53 +571,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       if (rotated === undefined) throw notFound("webhook destination");
       request.log.info({ webhook: id, graceSeconds: grace }, "signing secret rotated");
       return { secret: rotated.secret, previous_secret_expires_at: iso(rotated.expiresAt) };
-    },
-  );
-
-  app.post(
-    "/integrations/webhooks/:id/test",
-    {
-      schema: {
-        tags,
-        security,
-        summary: "Send a test event",
-        description:
-          'Sends a sample payload with `"test": true` through the normal pipeline, so it shows in the delivery history. `escalation.alert` sends a sample alert body with fresh `aut_`/`rec_` ids; other events send their envelope with `test: true` in `data`. Allowed even when the destination does not subscribe to the event type. A disabled destination gets the delivery `held`.',
-        params: IdParams,
-        querystring: NoQuery,
-        body: TestBody,
-        response: {
-          202: Type.Object({
-            delivery_id: Type.String({ description: "`del_…`" }),
-            status: StringEnum(["pending", "held"]),
-          }),
-          ...errorResponses,
-        },
-      },
-    },
-    async (request, reply) => {
-      const admin = adminOf(request);
-      const webhook = await getWebhook(db, admin.orgId, request.params.id);
-      if (!webhook) throw notFound("webhook destination");
-      const item = testDelivery(request.body.event, {
-        orgId: admin.orgId,
-        orgSlug: admin.orgSlug,
-        webhookId: webhook.id,
-        webhookUrl: webhook.url,
-        publicUrl: rt.config.publicUrl,
-      });
-      const result = await enqueueDeliveries(db, rt.deliveryQueue, [item], maxAttempts);
-      const deliveryId =
-        result.pending[0]?.id ?? (await deliveryIdByKey(db, webhook.id, item.idempotencyKey));
-      // No row: the destination was deleted between the lookup and the insert.
-      if (deliveryId === undefined) throw notFound("webhook destination");
-      request.log.info(
-        { webhook: webhook.id, delivery: deliveryId, event: item.eventType },
-        "test event queued",
-      );
-      return reply
-        .code(202)
-        .send({ delivery_id: deliveryId, status: result.pending.length > 0 ? "pending" : "held" });
     },
   );
 };
