@@ -53,12 +53,68 @@ export interface Config {
   recordRetentionMs: number;
   /** How often a worker process prunes (one process at a time), in ms. Default 1 minute. */
   pruneIntervalMs: number;
+  /** The operator's SMTP server for email destinations; undefined: email destinations are refused. */
+  smtp: SmtpConfig | undefined;
+  /** Recipient domains email destinations may use (lower case); empty: any. */
+  emailAllowedDomains: string[];
 }
 
 /** Svix's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27.6 hours in all. */
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
 
 type Env = Record<string, string | undefined>;
+
+/** Where email goes out: `SMTP_URL` split up, and `SMTP_FROM`. */
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** `smtps://`: TLS from the first byte (usually port 465). */
+  secure: boolean;
+  /** STARTTLS is required unless `?tls=off` (for a relay on the same host or a test server). */
+  requireTls: boolean;
+  user: string | undefined;
+  password: string | undefined;
+  from: string;
+}
+
+/** `SMTP_URL` and `SMTP_FROM`, both or neither. */
+function smtp(env: Env): SmtpConfig | undefined {
+  const raw = str(env, "SMTP_URL", "");
+  if (raw === "") {
+    if (str(env, "SMTP_FROM", "") !== "")
+      throw new ConfigError("SMTP_URL", "is required when SMTP_FROM is set");
+    return undefined;
+  }
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError("SMTP_URL", "is not a valid URL (smtp://user:pass@host:587 or smtps://…:465)");
+  }
+  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") {
+    throw new ConfigError("SMTP_URL", "must use smtp:// (STARTTLS) or smtps:// (TLS)");
+  }
+  if (u.hostname === "") throw new ConfigError("SMTP_URL", "has no host");
+  const tls = u.searchParams.get("tls");
+  if (tls !== null && tls !== "off") throw new ConfigError("SMTP_URL", '?tls= may only be "off"');
+  const secure = u.protocol === "smtps:";
+  const from = str(env, "SMTP_FROM", "");
+  if (!/^[^\s@<>]+@[^\s@<>]+$/.test(from) && !/^[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>$/.test(from)) {
+    throw new ConfigError(
+      "SMTP_FROM",
+      "must be an address such as alerts@example.com or Alerts <alerts@example.com>",
+    );
+  }
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ""),
+    port: u.port === "" ? (secure ? 465 : 587) : Number(u.port),
+    secure,
+    requireTls: !secure && tls !== "off",
+    user: u.username === "" ? undefined : decodeURIComponent(u.username),
+    password: u.password === "" ? undefined : decodeURIComponent(u.password),
+    from,
+  };
+}
 
 function str(env: Env, name: string, fallback: string): string {
   const v = env[name];
@@ -198,6 +254,10 @@ export function loadConfig(env: Env = process.env): Config {
     deliveryRetentionMs: duration(env, "DELIVERY_RETENTION", "30d", 1000),
     recordRetentionMs: duration(env, "RECORD_RETENTION", "90d", 1000),
     pruneIntervalMs: nonZero("PRUNE_INTERVAL", duration(env, "PRUNE_INTERVAL", "1m", 1000)),
+    smtp: smtp(env),
+    emailAllowedDomains: checkedList(env, "EMAIL_ALLOWED_DOMAINS", (d) =>
+      /^[a-z0-9.-]+\.[a-z]{2,}$/i.test(d) ? undefined : "is not a domain name",
+    ).map((d) => d.toLowerCase()),
   });
 }
 

@@ -1,7 +1,19 @@
 import { randomBytes } from "node:crypto";
 
 /** Type prefixes of the product's ids; a wrong-typed id never matches a row. */
-export type IdPrefix = "org" | "key" | "whe" | "slk" | "aut" | "del" | "att" | "fbi" | "rec" | "evt" | "clm";
+export type IdPrefix =
+  | "org"
+  | "key"
+  | "whe"
+  | "slk"
+  | "eml"
+  | "aut"
+  | "del"
+  | "att"
+  | "fbi"
+  | "rec"
+  | "evt"
+  | "clm";
 
 const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 

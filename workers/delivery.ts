@@ -1,4 +1,5 @@
 import { Worker } from "bullmq";
+import { createMailer } from "../src/channels/mailer.ts";
 import { CLAIM_LEASE_MS, runDeliveryJob } from "../src/delivery/attempt.ts";
 import { ClaimBatcher } from "../src/delivery/claims.ts";
 import { DestinationGuard } from "../src/delivery/isolation.ts";
@@ -48,7 +49,17 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
     metrics: rt.metrics.delivery,
     waker: queueWaker(rt.deliveryQueue, log),
     secretProblems: new SecretProblems(log),
+    mailer: rt.config.smtp ? createMailer(rt.config.smtp) : undefined,
   };
+  // SMTP_URL is checked once at start: a wrong host or password shows in the log now, not at the first alert.
+  deps.mailer?.transport.verify().then(
+    () => log.info("SMTP server reachable; email destinations can send"),
+    (err: unknown) =>
+      log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        "SMTP server check failed; email deliveries retry until it answers",
+      ),
+  );
   const worker = new Worker<DeliveryJob>(
     QUEUES.delivery,
     (job, token) => runDeliveryJob(deps, job, token),
@@ -63,6 +74,7 @@ export function startDeliveryWorker(rt: Runtime): RunningWorker {
       // in flight then keep their Postgres lease and are attempted again once it lapses.
       await worker.close(!rt.dependencies.isUp("redis"));
       await writer.close();
+      deps.mailer?.close();
       connection.disconnect();
     },
   };

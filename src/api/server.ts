@@ -18,6 +18,7 @@ import {
 import { limitRequests } from "./rate-limit.ts";
 import { automationRoutes } from "./routes/automations.ts";
 import { deliveryRoutes } from "./routes/deliveries.ts";
+import { emailRoutes } from "./routes/email.ts";
 import { feedbackRoutes } from "./routes/feedback.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { ingestionRoutes } from "./routes/ingestion.ts";
@@ -173,7 +174,10 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
       await api.register(webhookRoutes, { rt });
       await api.register(signingKeyRoutes, { rt });
       await api.register(slackRoutes, { rt });
-      for (const kind of ["webhook", "slack"] as const) await api.register(deliveryRoutes, { rt, kind });
+      await api.register(emailRoutes, { rt });
+      for (const kind of ["webhook", "slack", "email"] as const) {
+        await api.register(deliveryRoutes, { rt, kind });
+      }
       await api.register(automationRoutes, { rt });
       await api.register(feedbackRoutes, { rt });
       await api.register(recordRoutes, { rt });

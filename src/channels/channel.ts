@@ -2,6 +2,7 @@ import type { ClaimedDelivery } from "../delivery/outbox.ts";
 import type { Logger } from "../log.ts";
 import type { OutboundClient } from "../outbound/http.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
+import type { Mailer } from "./mailer.ts";
 
 /**
  * What differs between kinds of destination lives behind this interface, one module per kind: how one attempt
@@ -39,6 +40,8 @@ export interface ChannelDeps {
   secrets: OpenedSecrets;
   http: OutboundClient;
   log: Logger;
+  /** The operator's SMTP server; undefined when SMTP_URL is not set. */
+  mailer: Mailer | undefined;
 }
 
 export interface Channel {

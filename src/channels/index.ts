@@ -1,5 +1,6 @@
 import type { DestinationKind } from "../db/schema.ts";
 import type { Channel } from "./channel.ts";
+import { emailChannel } from "./email.ts";
 import { slackChannel } from "./slack.ts";
 import { webhookChannel } from "./webhook.ts";
 
@@ -7,6 +8,7 @@ import { webhookChannel } from "./webhook.ts";
 const CHANNELS: Record<DestinationKind, Channel> = {
   webhook: webhookChannel,
   slack: slackChannel,
+  email: emailChannel,
 };
 
 /** The rate a destination is held to: its own, or its kind's default (null: none). */

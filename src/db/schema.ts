@@ -44,7 +44,7 @@ export const apiKeys = pgTable(
 export type AuthType = "none" | "bearer" | "api_key" | "custom_header";
 
 /** The kinds of destination; each has its channel in `src/channels/`. */
-export type DestinationKind = "webhook" | "slack";
+export type DestinationKind = "webhook" | "slack" | "email";
 export type SignatureScheme = "standard" | "timestamped-hex";
 
 /**
@@ -61,6 +61,8 @@ export const webhooks = pgTable(
     kind: text("kind").$type<DestinationKind>().notNull().default("webhook"),
     /** An admin's label (Slack and email destinations). */
     name: text("name"),
+    /** What a kind needs beyond a URL (an email destination's recipients); null for webhooks. */
+    settings: jsonb("settings"),
     /** Where it sends. A Slack destination keeps only a masked form here; its URL is sealed in `credential_sealed`. */
     url: text("url").notNull(),
     description: text("description"),

@@ -2,6 +2,7 @@ import { DelayedError, type Job } from "bullmq";
 import { eq } from "drizzle-orm";
 import type { Sent } from "../channels/channel.ts";
 import { channelOf, effectiveRate } from "../channels/index.ts";
+import type { Mailer } from "../channels/mailer.ts";
 import type { Db } from "../db/client.ts";
 import { webhooks } from "../db/schema.ts";
 import {
@@ -56,6 +57,8 @@ export interface AttemptDeps {
   waker: JobWaker;
   /** Where secrets that do not open are reported (a log line a minute). */
   secretProblems: SecretProblems;
+  /** The operator's SMTP server for email destinations; undefined without SMTP_URL. */
+  mailer: Mailer | undefined;
 }
 
 /** The operational events endpoint health raises. */

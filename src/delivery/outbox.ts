@@ -159,6 +159,8 @@ export interface ClaimedDelivery {
   /** Names this claim; the attempt's outcome applies only while it is still the delivery's claim. */
   claimToken: string;
   kind: DestinationKind;
+  /** What the kind needs beyond a URL (an email destination's recipients). */
+  settings: unknown;
   url: string;
   authType: AuthType;
   authHeaderName: string | null;
@@ -209,7 +211,7 @@ export async function claimDeliveries(
       and (d.leased_until is null or d.leased_until <= now())
       and w.id = d.webhook_id and w.enabled
     returning d.id, d.generation, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
-      d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.url, w.auth_type, w.auth_header_name,
+      d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.settings, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
       w.max_in_flight, w.rate_limit_per_second, w.failing_since,
       (select a.name from automations a where a.id = d.automation_id) as automation_name,
@@ -230,6 +232,7 @@ export async function claimDeliveries(
       scheduleStart: r.schedule_start as number,
       claimToken: r.claim_token as string,
       kind: r.kind as DestinationKind,
+      settings: r.settings,
       url: r.url as string,
       authType: r.auth_type as AuthType,
       authHeaderName: r.auth_header_name as string | null,

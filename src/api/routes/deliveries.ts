@@ -103,6 +103,7 @@ const TestBody = Type.Object(
 export const KINDS: Record<DestinationKind, { base: string; noun: string; prefix: string }> = {
   webhook: { base: "webhooks", noun: "webhook destination", prefix: "whe" },
   slack: { base: "slack", noun: "Slack destination", prefix: "slk" },
+  email: { base: "email", noun: "email destination", prefix: "eml" },
 };
 
 function paramsOf(kind: DestinationKind) {

@@ -1,31 +1,37 @@
 import { and, eq, sql } from "drizzle-orm";
-import { maskSlackUrl } from "../channels/slack.ts";
 import type { Executor } from "../db/client.ts";
 import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
-import { webhooks } from "../db/schema.ts";
+import { type DestinationKind, webhooks } from "../db/schema.ts";
 import { newId } from "../ids.ts";
 import type { SecretBox } from "../secrets/box.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import { newSigningSecret, notDeleted } from "./store.ts";
 
 /**
- * Slack destinations, stored beside webhooks (one outbox, one health, one history for every kind). The
- * incoming-webhook URL is the secret: sealed like a credential, shown only masked.
+ * Destinations of the kinds other than webhooks (Slack, email), stored beside them: one outbox, one health,
+ * one history for every kind. What a kind keeps: a `shown` address (a Slack URL masked, an email's
+ * `mailto:`), an optional `secret` sealed like a credential (a Slack URL), and `settings` (recipients).
  */
 
-export interface SlackInput {
+export type OtherKind = Exclude<DestinationKind, "webhook">;
+
+export interface DestinationInput {
   name?: string | null;
-  webhookUrl: string;
+  /** What the API and operational events show as its address. */
+  shown: string;
+  /** Sealed, never shown again. */
+  secret?: string;
+  settings?: unknown;
   events: string[];
   enabled?: boolean;
   rateLimitPerSecond?: number | null;
 }
 
-export interface SlackView {
+export interface DestinationView {
   id: string;
   name: string | null;
-  /** The URL as shown: masked. */
-  maskedUrl: string;
+  shown: string;
+  settings: unknown;
   events: string[];
   enabled: boolean;
   rateLimitPerSecond: number | null;
@@ -34,10 +40,13 @@ export interface SlackView {
   updatedAt: Date;
 }
 
+const PREFIX = { slack: "slk", email: "eml" } as const;
+
 const columns = {
   id: webhooks.id,
   name: webhooks.name,
-  maskedUrl: webhooks.url,
+  shown: webhooks.url,
+  settings: webhooks.settings,
   events: webhooks.events,
   enabled: webhooks.enabled,
   rateLimitPerSecond: webhooks.rateLimitPerSecond,
@@ -46,28 +55,32 @@ const columns = {
   updatedAt: webhooks.updatedAt,
 };
 
-const ofOrg = (orgId: string) => and(eq(webhooks.orgId, orgId), eq(webhooks.kind, "slack"), notDeleted);
+const ofOrg = (orgId: string, kind: OtherKind) =>
+  and(eq(webhooks.orgId, orgId), eq(webhooks.kind, kind), notDeleted);
 
-/** Creates a Slack destination; its URL is sealed at once. */
-export async function createSlack(
+/** Creates a destination of `kind`; its secret is sealed at once. */
+export async function createDestination(
   db: Executor,
   box: SecretBox,
   orgId: string,
-  input: SlackInput,
-): Promise<SlackView> {
-  const id = newId("slk");
+  kind: OtherKind,
+  input: DestinationInput,
+): Promise<DestinationView> {
+  const id = newId(PREFIX[kind]);
   const [row] = await db
     .insert(webhooks)
     .values({
       id,
       orgId,
-      kind: "slack",
+      kind,
       name: input.name ?? null,
-      url: maskSlackUrl(input.webhookUrl),
+      url: input.shown,
+      settings: input.settings ?? null,
       events: input.events,
       enabled: input.enabled ?? true,
-      credentialSealed: box.seal(input.webhookUrl, sealContext.credential(id)),
-      // Slack messages are not signed; the column is required of every destination, so it holds an unused one.
+      credentialSealed:
+        input.secret === undefined ? null : box.seal(input.secret, sealContext.credential(id)),
+      // Only webhooks are signed; the column is required of every destination, so it holds an unused one.
       signingSecretSealed: box.seal(newSigningSecret(), sealContext.signingSecret(id)),
       rateLimitPerSecond: input.rateLimitPerSecond ?? null,
     })
@@ -76,13 +89,14 @@ export async function createSlack(
   return row;
 }
 
-/** A page of the organization's Slack destinations, oldest first. */
-export function listSlack(
+/** A page of the organization's destinations of `kind`, oldest first. */
+export function listDestinations(
   db: Executor,
   orgId: string,
+  kind: OtherKind,
   pageOf: PageOf,
   perPage: number,
-): Promise<Page<SlackView>> {
+): Promise<Page<DestinationView>> {
   return keysetPage(
     db,
     {
@@ -90,7 +104,7 @@ export function listSlack(
       columns,
       createdAt: webhooks.createdAt,
       id: webhooks.id,
-      where: ofOrg(orgId),
+      where: ofOrg(orgId, kind),
       newestFirst: false,
     },
     pageOf,
@@ -98,29 +112,31 @@ export function listSlack(
   );
 }
 
-/** One Slack destination of the organization, or `undefined`. */
-export async function getSlack(
+/** One destination of the organization of `kind`, or `undefined`. */
+export async function getDestination(
   db: Executor,
   orgId: string,
+  kind: OtherKind,
   id: string,
   forUpdate = false,
-): Promise<SlackView | undefined> {
+): Promise<DestinationView | undefined> {
   const query = db
     .select(columns)
     .from(webhooks)
-    .where(and(eq(webhooks.id, id), ofOrg(orgId)));
+    .where(and(eq(webhooks.id, id), ofOrg(orgId, kind)));
   const [row] = forUpdate ? await query.for("update") : await query;
   return row;
 }
 
 /** Applies the given fields; absent ones stay. Re-enabling starts its health over, as for webhooks. */
-export async function updateSlack(
+export async function updateDestination(
   db: Executor,
   box: SecretBox,
   orgId: string,
+  kind: OtherKind,
   id: string,
-  changes: Partial<SlackInput>,
-): Promise<SlackView | undefined> {
+  changes: Partial<DestinationInput>,
+): Promise<DestinationView | undefined> {
   const [row] = await db
     .update(webhooks)
     .set({
@@ -128,11 +144,10 @@ export async function updateSlack(
       events: changes.events,
       enabled: changes.enabled,
       rateLimitPerSecond: changes.rateLimitPerSecond,
-      ...(changes.webhookUrl !== undefined
-        ? {
-            url: maskSlackUrl(changes.webhookUrl),
-            credentialSealed: box.seal(changes.webhookUrl, sealContext.credential(id)),
-          }
+      url: changes.shown,
+      settings: changes.settings,
+      ...(changes.secret !== undefined
+        ? { credentialSealed: box.seal(changes.secret, sealContext.credential(id)) }
         : {}),
       ...(changes.enabled === true
         ? {
@@ -142,7 +157,7 @@ export async function updateSlack(
         : {}),
       updatedAt: new Date(),
     })
-    .where(and(eq(webhooks.id, id), ofOrg(orgId)))
+    .where(and(eq(webhooks.id, id), ofOrg(orgId, kind)))
     .returning(columns);
   return row;
 }

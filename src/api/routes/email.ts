@@ -1,0 +1,142 @@
+import { Type } from "typebox";
+import type { EmailSettings } from "../../channels/email.ts";
+import type { DestinationView } from "../../destinations/others.ts";
+import type { Runtime } from "../../runtime.ts";
+import { ApiError, invalidField } from "../errors.ts";
+import { iso, Nullable, Timestamp } from "../schemas.ts";
+import { DestinationName, destinationRoutes, RateInput } from "./other-destinations.ts";
+import { Events } from "./webhooks.ts";
+
+/** Recipients of one email destination, `to` and `cc` together. */
+const MAX_RECIPIENTS = 20;
+
+const Address = Type.String({ format: "email", maxLength: 254 });
+const To = Type.Array(Address, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueItems: true });
+const Cc = Type.Array(Address, { maxItems: MAX_RECIPIENTS, uniqueItems: true });
+const EmailRate = RateInput("no limit");
+
+const CreateBody = Type.Object(
+  {
+    name: Type.Optional(DestinationName),
+    to: To,
+    cc: Type.Optional(Cc),
+    events: Events,
+    enabled: Type.Optional(Type.Boolean({ default: true })),
+    rate_limit_per_second: EmailRate,
+  },
+  { additionalProperties: false },
+);
+
+const PatchBody = Type.Object(
+  {
+    name: Type.Optional(DestinationName),
+    to: Type.Optional(To),
+    cc: Type.Optional(Cc),
+    events: Type.Optional(Events),
+    enabled: Type.Optional(Type.Boolean()),
+    rate_limit_per_second: EmailRate,
+  },
+  {
+    additionalProperties: false,
+    description: "Every field is optional; the ones given replace the stored ones.",
+  },
+);
+
+const Email = Type.Object({
+  id: Type.String({ description: "`eml_…`" }),
+  kind: Type.Literal("email"),
+  name: Nullable(Type.String()),
+  to: Type.Array(Type.String()),
+  cc: Type.Array(Type.String()),
+  events: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  rate_limit_per_second: Nullable(Type.Number()),
+  disabled_reason: Nullable(Type.String()),
+  created_at: Timestamp(),
+  updated_at: Timestamp(),
+});
+
+/**
+ * Recipients are checked against the operator's rules: SMTP_URL must be set at all, at most 20 of them, and
+ * with EMAIL_ALLOWED_DOMAINS only those domains (so a tenant cannot use the server as a relay).
+ */
+function recipients(rt: Runtime, to: string[], cc: string[]): EmailSettings {
+  if (!rt.config.smtp) {
+    throw new ApiError(
+      400,
+      "ErrCodeBadRequest",
+      "email destinations need an SMTP server: the operator has not set SMTP_URL",
+    );
+  }
+  if (to.length + cc.length > MAX_RECIPIENTS) {
+    throw invalidField("body.cc", `to and cc together may name at most ${MAX_RECIPIENTS} recipients`);
+  }
+  const allowed = rt.config.emailAllowedDomains;
+  if (allowed.length > 0) {
+    for (const [field, list] of [
+      ["to", to],
+      ["cc", cc],
+    ] as const) {
+      const bad = list.findIndex((a) => !allowed.includes(a.slice(a.lastIndexOf("@") + 1).toLowerCase()));
+      if (bad >= 0) {
+        throw invalidField(
+          `body.${field}[${bad}]`,
+          `must be an address at ${allowed.join(", ")} (EMAIL_ALLOWED_DOMAINS)`,
+        );
+      }
+    }
+  }
+  return { to, cc };
+}
+
+const shown = (s: EmailSettings) => `mailto:${s.to.join(",")}`;
+
+/** `/api/integrations/email`: email destinations; the rest of their routes are every kind's (deliveries.ts). */
+export const emailRoutes = destinationRoutes({
+  kind: "email",
+  CreateBody,
+  PatchBody,
+  View: Email,
+  present: (d: DestinationView) => {
+    const s = (d.settings as EmailSettings | null) ?? { to: [], cc: [] };
+    return {
+      id: d.id,
+      kind: "email" as const,
+      name: d.name,
+      to: s.to,
+      cc: s.cc,
+      events: d.events,
+      enabled: d.enabled,
+      rate_limit_per_second: d.rateLimitPerSecond,
+      disabled_reason: d.disabledReason,
+      created_at: iso(d.createdAt) as string,
+      updated_at: iso(d.updatedAt) as string,
+    };
+  },
+  toInput(rt, b) {
+    const settings = recipients(rt, b.to, b.cc ?? []);
+    return {
+      name: b.name ?? null,
+      shown: shown(settings),
+      settings,
+      events: b.events,
+      enabled: b.enabled ?? true,
+      rateLimitPerSecond: b.rate_limit_per_second ?? null,
+    };
+  },
+  toChanges(rt, b, current) {
+    const stored = (current.settings as EmailSettings | null) ?? { to: [], cc: [] };
+    const settings =
+      b.to === undefined && b.cc === undefined
+        ? undefined
+        : recipients(rt, b.to ?? stored.to, b.cc ?? stored.cc);
+    return {
+      name: b.name,
+      shown: settings && shown(settings),
+      settings,
+      events: b.events,
+      enabled: b.enabled,
+      rateLimitPerSecond: b.rate_limit_per_second,
+    };
+  },
+});

@@ -1,0 +1,189 @@
+import type { FastifyPluginAsync } from "fastify";
+import { type Static, type TObject, Type } from "typebox";
+import { heldCounts } from "../../delivery/history.ts";
+import {
+  createDestination,
+  type DestinationInput,
+  type DestinationView,
+  getDestination,
+  listDestinations,
+  type OtherKind,
+  updateDestination,
+} from "../../destinations/others.ts";
+import { deleteWebhook } from "../../destinations/store.ts";
+import type { Runtime } from "../../runtime.ts";
+import { adminOf } from "../auth.ts";
+import { notFound } from "../errors.ts";
+import { answerList, ListQuery, Paged } from "../paging.ts";
+import { adminSecurity, errorResponses, NoQuery, Nullable, PathId } from "../schemas.ts";
+import { KINDS } from "./deliveries.ts";
+import { afterEnabledChange, checkEvents, Held } from "./webhooks.ts";
+
+/** An admin's label for a destination. */
+export const DestinationName = Nullable(Type.String({ minLength: 1, maxLength: 100 }));
+
+/** `rate_limit_per_second` of a kind whose default is `byDefault` (words). */
+export function RateInput(byDefault: string) {
+  return Type.Optional(
+    Nullable(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1000,
+        description: `Most messages per second, across all workers (fractional allowed); waiting for it spends no attempt. Null or absent: ${byDefault}.`,
+      }),
+    ),
+  );
+}
+
+/**
+ * What one kind of destination other than webhooks (Slack, email) says about itself; {@link destinationRoutes}
+ * makes its `GET`/`POST` `/api/integrations/<base>` and `GET`/`PATCH`/`DELETE` `…/:id` of it.
+ */
+export interface DestinationSpec<C extends TObject, P extends TObject, V extends TObject> {
+  kind: OtherKind;
+  CreateBody: C;
+  PatchBody: P;
+  View: V;
+  present(d: DestinationView): Static<V>;
+  /** Checks a create request (beyond its schema) and says what to store; throws a 400 naming the field. */
+  toInput(rt: Runtime, body: Static<C>): DestinationInput;
+  /** The same for a PATCH; `current` is the stored destination. */
+  toChanges(rt: Runtime, body: Static<P>, current: DestinationView): Partial<DestinationInput>;
+}
+
+export function destinationRoutes<C extends TObject, P extends TObject, V extends TObject>(
+  spec: DestinationSpec<C, P, V>,
+): FastifyPluginAsync<{ rt: Runtime }> {
+  // Plain Fastify typing: the schemas still validate every request, and the spec's types say what passed.
+  return async (app, { rt }) => {
+    type Req = { params: { id: string }; query: Record<string, unknown>; body: unknown };
+    const db = rt.database.db;
+    const { kind } = spec;
+    const { base, noun, prefix } = KINDS[kind];
+    const Noun = noun[0]?.toUpperCase() + noun.slice(1);
+    const common = { tags: [base], security: adminSecurity };
+    const IdParams = Type.Object(
+      { id: PathId(`${Noun} id (\`${prefix}_…\`)`) },
+      { additionalProperties: false },
+    );
+    const WithHeld = Type.Object({ ...spec.View.properties, held: Held });
+    const present = (d: DestinationView) => spec.present(d);
+
+    app.get(
+      `/integrations/${base}`,
+      {
+        schema: {
+          ...common,
+          summary: `List ${noun}s`,
+          description: "Oldest first.",
+          querystring: ListQuery,
+          response: { 200: Paged(spec.View), ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { orgId } = adminOf(request);
+        return answerList(
+          (request as Req).query,
+          prefix as "slk",
+          (p, n) => listDestinations(db, orgId, kind, p, n),
+          present,
+        );
+      },
+    );
+
+    app.post(
+      `/integrations/${base}`,
+      {
+        schema: {
+          ...common,
+          summary: `Create a ${noun}`,
+          querystring: NoQuery,
+          body: spec.CreateBody,
+          response: { 201: spec.View, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const body = (request as Req).body as Static<C>;
+        checkEvents((body as { events?: string[] }).events);
+        const input = spec.toInput(rt, body);
+        const created = await createDestination(db, rt.box, adminOf(request).orgId, kind, input);
+        request.log.info({ webhook: created.id }, `${noun} created`);
+        return reply.code(201).send(present(created));
+      },
+    );
+
+    app.get(
+      `/integrations/${base}/:id`,
+      {
+        schema: {
+          ...common,
+          summary: `Get a ${noun}`,
+          params: IdParams,
+          querystring: NoQuery,
+          response: { 200: WithHeld, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const found = await getDestination(db, adminOf(request).orgId, kind, (request as Req).params.id);
+        if (!found) throw notFound(noun);
+        const held = await heldCounts(db, found.id, rt.config.deliveryRetentionMs);
+        return {
+          ...present(found),
+          held: { total: held.total, past_retention: held.pastRetention, estimated: held.estimated },
+        };
+      },
+    );
+
+    app.patch(
+      `/integrations/${base}/:id`,
+      {
+        schema: {
+          ...common,
+          summary: `Update a ${noun}`,
+          description:
+            "Every field is optional; the ones given replace the stored ones. `enabled: false` stops deliveries at once and holds the pending ones; `enabled: true` releases them. Either answers without waiting for the backlog.",
+          params: IdParams,
+          querystring: NoQuery,
+          body: spec.PatchBody,
+          response: { 200: spec.View, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { orgId } = adminOf(request);
+        const { id } = (request as Req).params;
+        const body = (request as Req).body as Static<P>;
+        checkEvents((body as { events?: string[] }).events);
+        const updated = await db.transaction(async (tx) => {
+          const current = await getDestination(tx, orgId, kind, id, true);
+          if (!current) throw notFound(noun);
+          return updateDestination(tx, rt.box, orgId, kind, id, spec.toChanges(rt, body, current));
+        });
+        if (!updated) throw notFound(noun);
+        afterEnabledChange(rt, request.log, id, (body as { enabled?: boolean }).enabled);
+        request.log.info({ webhook: id, fields: Object.keys(body) }, `${noun} updated`);
+        return present(updated);
+      },
+    );
+
+    app.delete(
+      `/integrations/${base}/:id`,
+      {
+        schema: {
+          ...common,
+          summary: `Delete a ${noun}`,
+          description:
+            "From this answer on it is gone for the API and nothing more is sent to it; its history is removed in the background.",
+          params: IdParams,
+          querystring: NoQuery,
+          response: { 204: Type.Null({ description: "Deleted" }), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const { id } = (request as Req).params;
+        if (!(await deleteWebhook(db, adminOf(request).orgId, id, kind))) throw notFound(noun);
+        request.log.info({ webhook: id }, `${noun} deleted`);
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}
