@@ -24,9 +24,8 @@ export function escapeHtml(text: string): string {
 
 /** One line, no control characters: what may go into a header. */
 function oneLine(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed.
   return text
-    .replace(/[\u0000-\u001f\u007f]+/g, " ")
+    .replace(/\p{Cc}+/gu, " ")
     .replace(/\s+/g, " ")
     .trim();
 }
