@@ -19,6 +19,7 @@ import { limitRequests } from "./rate-limit.ts";
 import { automationRoutes } from "./routes/automations.ts";
 import { deliveryRoutes } from "./routes/deliveries.ts";
 import { emailRoutes } from "./routes/email.ts";
+import { eventTypeRoutes } from "./routes/event-types.ts";
 import { feedbackRoutes } from "./routes/feedback.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { ingestionRoutes } from "./routes/ingestion.ts";
@@ -171,6 +172,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
         hook: "preParsing",
       });
       await api.register(keyRoutes, { rt });
+      await api.register(eventTypeRoutes, { rt });
       await api.register(webhookRoutes, { rt });
       await api.register(signingKeyRoutes, { rt });
       await api.register(slackRoutes, { rt });
