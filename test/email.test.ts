@@ -10,6 +10,7 @@ import { eq } from "drizzle-orm";
 import { type ParsedMail, simpleParser } from "mailparser";
 import { SMTPServer, type SMTPServerSession } from "smtp-server";
 import { deliveries, deliveryAttempts } from "../src/db/schema.ts";
+import { enqueueAlerts } from "./helpers/alerts.ts";
 import { assertApiError, startApiStack } from "./helpers/api.ts";
 import { testTls } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
@@ -208,6 +209,44 @@ describe("email destinations (a real SMTP server on loopback)", () => {
       assert.equal(failed?.a, 1, "a 5xx is final");
       assert.match(failed?.e ?? "", /^smtp: 550 Mailbox unavailable/);
       assert.equal(smtp.attempts(), 3);
+    } finally {
+      await s.close();
+      await smtp.close();
+    }
+  });
+
+  test("a storm makes one digest email listing the alerts; digest_after is the destination's own", async () => {
+    const smtp = await startSmtp();
+    const s = await startApiStack({
+      worker: true,
+      env: { SMTP_URL: smtp.url, SMTP_FROM: "alerts@shield.example" },
+    });
+    try {
+      const dest = await s.api.post(EMAIL, { to: ["lead@example.com"], events: ["*"], digest_after: 3 });
+      assert.equal(dest.status, 201, dest.text);
+      assert.equal(dest.json.digest_after, 3);
+      const alerts = await enqueueAlerts(s.stack, dest.json.id, 8);
+      const rows = () =>
+        s.stack.rt.database.db
+          .select({ status: deliveries.status, digestId: deliveries.digestId })
+          .from(deliveries)
+          .where(eq(deliveries.webhookId, dest.json.id));
+      await waitFor(
+        "all delivered",
+        async () => (await rows()).every((r) => r.status === "delivered"),
+        30_000,
+      );
+      const carried = (await rows()).filter((r) => r.digestId !== null);
+      assert.ok(carried.length >= 4, `${carried.length} of ${alerts.length} alerts in digests`);
+      const digest = smtp.received.find((m) => (m.mail.subject ?? "").startsWith("[Escalation digest]"));
+      assert.ok(digest, `subjects: ${smtp.received.map((m) => m.mail.subject).join(" | ")}`);
+      assert.match(digest.mail.subject ?? "", /^\[Escalation digest\] \d+ alerts, up to extreme$/);
+      const listed = (digest.mail.text ?? "").split("[extreme] ZendeskSupport").length - 1;
+      assert.equal(
+        listed,
+        Number(/(\d+) alerts/.exec(digest.mail.subject ?? "")?.[1]),
+        "every carried alert listed",
+      );
     } finally {
       await s.close();
       await smtp.close();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { eq } from "drizzle-orm";
 import { deliveries, deliveryAttempts, webhooks } from "../src/db/schema.ts";
+import { enqueueAlerts } from "./helpers/alerts.ts";
 import { assertApiError, startApiStack } from "./helpers/api.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { type Behaviour, type Receiver, startReceiver } from "./helpers/receiver.ts";
@@ -223,6 +224,70 @@ describe("Slack destinations (a loopback stand-in for Slack)", () => {
         404,
         "ErrCodeNotFound",
       );
+    } finally {
+      await slack.close();
+      await s.close();
+    }
+  });
+
+  test("a storm of 50 alerts goes out as a digest that lists them; each alert is delivered with its digest's id", async () => {
+    const s = await startApiStack({ worker: true });
+    const slack = await standIn();
+    try {
+      const db = s.stack.rt.database.db;
+      const dest = await s.api.post(SLACK, { webhook_url: slack.url, events: ["*"] });
+      assert.equal(dest.json.digest_after, 10);
+      const alerts = await enqueueAlerts(s.stack, dest.json.id, 50);
+      assert.equal(alerts.length, 50);
+      const rows = async () =>
+        db
+          .select({
+            id: deliveries.id,
+            status: deliveries.status,
+            digestId: deliveries.digestId,
+            event: deliveries.eventType,
+          })
+          .from(deliveries)
+          .where(eq(deliveries.webhookId, dest.json.id));
+      await waitFor(
+        "every alert and digest delivered",
+        async () => (await rows()).every((r) => r.status === "delivered"),
+        30_000,
+      );
+      const all = await rows();
+      const digests = all.filter((r) => r.event === "escalation.digest");
+      const carried = all.filter((r) => r.digestId !== null);
+      assert.ok(digests.length >= 1, "a digest formed");
+      assert.ok(carried.length >= 40, `${carried.length} of 50 alerts went out in digests`);
+      assert.ok(slack.requests.length <= 50 - carried.length + digests.length);
+      assert.ok(slack.requests.length < 12, `${slack.requests.length} posts for 50 alerts`);
+      for (const c of carried) assert.ok(digests.some((d) => d.id === c.digestId));
+
+      const [first] = digests;
+      const detail = await s.api.get(`${SLACK}/${dest.json.id}/deliveries/${first?.id}`);
+      assert.equal(detail.status, 200, detail.text);
+      const ofFirst = carried.filter((c) => c.digestId === first?.id).map((c) => c.id);
+      assert.deepEqual(
+        [...detail.json.payload.delivery_ids].sort(),
+        ofFirst.sort(),
+        "the digest lists what it carried",
+      );
+      assert.equal(detail.json.payload.count, ofFirst.length);
+      const history = await s.api.get(`${SLACK}/${dest.json.id}/deliveries?per_page=100`);
+      const shown = history.json.data.find((d: { id: string }) => d.id === ofFirst[0]);
+      assert.equal(shown.digest_id, first?.id);
+
+      const posted = slack.requests
+        .map((q) => JSON.parse(q.body) as Msg)
+        .find((m) => /escalation alerts$/.test(m.blocks[0].text.text));
+      assert.ok(posted, "the digest was posted");
+      const sections = posted.blocks.filter((b: { type: string }) => b.type === "section");
+      assert.equal(sections.length, Math.min(20, ofFirst.length), "up to 20 alerts listed");
+      assert.match(sections[0].text.text, /^\*extreme\* · ZendeskSupport · <!date\^/);
+      if (ofFirst.length > 20) {
+        assert.equal(posted.blocks.at(-1).elements[0].text, `…and ${ofFirst.length - 20} more.`);
+      }
+      assert.ok(posted.blocks.length <= 50);
     } finally {
       await slack.close();
       await s.close();

@@ -47,6 +47,8 @@ export interface ChannelDeps {
 export interface Channel {
   /** Attempts per second when the destination sets no `rate_limit_per_second`; absent: no limit. */
   defaultRatePerSecond?: number;
+  /** People read it (Slack, email): a storm of alerts goes out as digests (see delivery/digest.ts). */
+  digests?: boolean;
   /** Sends one attempt of `claimed` (its frozen payload, rendered for this kind) and judges the answer. */
   send(deps: ChannelDeps, claimed: ClaimedDelivery, startedAt: Date): Promise<Sent>;
 }

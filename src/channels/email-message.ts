@@ -1,3 +1,4 @@
+import { DIGEST_EVENT, type DigestPayload } from "../delivery/digest.ts";
 import { ALERT_EVENT, type AlertPayload, type EventEnvelope } from "../delivery/payloads.ts";
 
 /**
@@ -80,6 +81,30 @@ export function alertEmail(alert: AlertPayload, automationName: string | null): 
   };
 }
 
+const LEVELS = ["low", "medium", "high", "extreme"];
+
+/** A storm's digest: the listed alerts one after the other, the rest counted. */
+export function digestEmail(d: DigestPayload): EmailMessage {
+  const top = d.alerts.reduce((m, a) => Math.max(m, LEVELS.indexOf(a.levels.escalation_level)), 0);
+  const more = d.count - d.alerts.length;
+  const items = d.alerts.map((a) => ({
+    head: `[${a.levels.escalation_level}] ${a.record.source}, ${a.record.created_at}${d.automations[a.automation_id] ? `, ${d.automations[a.automation_id]}` : ""}`,
+    excerpt: a.record.content_excerpt,
+    url: a.record.url,
+  }));
+  const tail = more > 0 ? `…and ${more} more.` : "";
+  return {
+    subject: cap(`[Escalation digest] ${d.count} alerts, up to ${LEVELS[top]}`),
+    text: `${items.map((i) => `${i.head}\n${i.excerpt}\n${i.url}`).join("\n\n")}\n\n${tail}\n`,
+    html: `<!doctype html><html><body><h2>${escapeHtml(`${d.count} escalation alerts`)}</h2>${items
+      .map(
+        (i) =>
+          `<h3>${escapeHtml(i.head)}</h3><blockquote>${escapeHtml(i.excerpt)}</blockquote><p>${link(i.url, "Open the record")}</p>`,
+      )
+      .join("")}<p>${escapeHtml(tail)}</p></body></html>`,
+  };
+}
+
 export function eventEmail(envelope: EventEnvelope): EmailMessage {
   const d = envelope.data as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === "string" ? v : null);
@@ -112,7 +137,8 @@ export function emailMessage(
   payload: string,
   automationName: string | null,
 ): EmailMessage {
-  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope;
+  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope | DigestPayload;
+  if (eventType === DIGEST_EVENT) return digestEmail(parsed as DigestPayload);
   return eventType === ALERT_EVENT
     ? alertEmail(parsed as AlertPayload, automationName)
     : eventEmail(parsed as EventEnvelope);

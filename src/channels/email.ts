@@ -35,7 +35,12 @@ function judge(err: SmtpError): { verdict: Verdict; status: number | null; kind:
   return { verdict: { kind: "retry", healthy: false }, status, kind, message };
 }
 
+/** People read email: one message a second at most unless the destination says otherwise, so a storm waits and becomes digests. */
+export const EMAIL_DEFAULT_RATE_PER_SECOND = 1;
+
 export const emailChannel: Channel = {
+  digests: true,
+  defaultRatePerSecond: EMAIL_DEFAULT_RATE_PER_SECOND,
   async send(deps, claimed, startedAt): Promise<Sent> {
     const mailer = deps.mailer;
     const settings = claimed.settings as EmailSettings | null;

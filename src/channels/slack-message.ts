@@ -1,3 +1,4 @@
+import { DIGEST_EVENT, type DigestPayload } from "../delivery/digest.ts";
 import { ALERT_EVENT, type AlertPayload, type EventEnvelope } from "../delivery/payloads.ts";
 
 /**
@@ -82,6 +83,27 @@ export function alertMessage(alert: AlertPayload, automationName: string | null)
   return { text, blocks };
 }
 
+/** Characters of each alert's excerpt in a digest: 20 of them fit a message comfortably. */
+const DIGEST_EXCERPT = 280;
+
+/** A storm's digest: one section per listed alert, the rest counted. */
+export function digestMessage(d: DigestPayload): SlackMessage {
+  const title = `${d.count} escalation alerts`;
+  const blocks: Block[] = [header(title)];
+  for (const a of d.alerts) {
+    const name = d.automations[a.automation_id];
+    const line = `*${a.levels.escalation_level}* · ${escapeSlack(a.record.source)} · ${when(a.record.created_at)} · ${link(a.record.url, "Open the record")}`;
+    const quote = `>${escapeSlack(cut(a.record.content_excerpt, DIGEST_EXCERPT)).replace(/\n/g, " ")}`;
+    blocks.push({
+      type: "section",
+      text: mrkdwn(`${line}${name ? ` · ${escapeSlack(name)}` : ""}\n${quote}`),
+    });
+  }
+  const more = d.count - d.alerts.length;
+  if (more > 0) blocks.push({ type: "context", elements: [mrkdwn(`…and ${more} more.`)] });
+  return { text: `${title}: more arrived at once than one message each would carry.`, blocks };
+}
+
 /** The message for an operational or test event (`test.webhook`, `destination.*`). */
 export function eventMessage(envelope: EventEnvelope): SlackMessage {
   const d = envelope.data as Record<string, unknown>;
@@ -122,7 +144,8 @@ export function slackMessage(
   payload: string,
   automationName: string | null,
 ): SlackMessage {
-  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope;
+  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope | DigestPayload;
+  if (eventType === DIGEST_EVENT) return digestMessage(parsed as DigestPayload);
   return eventType === ALERT_EVENT
     ? alertMessage(parsed as AlertPayload, automationName)
     : eventMessage(parsed as EventEnvelope);

@@ -55,6 +55,7 @@ function judge(status: number, body: string, retryAfter: string | string[] | und
 
 export const slackChannel: Channel = {
   defaultRatePerSecond: SLACK_DEFAULT_RATE_PER_SECOND,
+  digests: true,
   async send(deps, claimed, startedAt): Promise<Sent> {
     const sealed = claimed.credentialSealed;
     if (!sealed) throw new Error(`Slack destination ${claimed.webhookId} has no stored URL`);

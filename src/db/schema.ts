@@ -85,6 +85,8 @@ export const webhooks = pgTable(
     maxInFlight: integer("max_in_flight"),
     /** Most attempts per second across all workers (fractional: 0.2 is one every 5 s); null means none. */
     rateLimitPerSecond: doublePrecision("rate_limit_per_second"),
+    /** Slack and email: more alerts than this waiting go out as one digest; null means the default (10). */
+    digestAfter: integer("digest_after"),
     /** Start of the current run of failures; null while the destination is healthy. */
     failingSince: timestamp("failing_since", { withTimezone: true }),
     createdAt: createdAt(),
@@ -179,6 +181,8 @@ export const deliveries = pgTable(
     scheduleStart: integer("schedule_start").notNull().default(0),
     /** Why a `held` delivery waits: null while its destination is disabled, `secret_unreadable` for a key problem. */
     holdReason: text("hold_reason").$type<HoldReason>(),
+    /** The digest delivery that carried this alert in a storm (Slack and email); null otherwise. */
+    digestId: text("digest_id"),
     /** Bumped by a manual retry so that an older queued job for this delivery does nothing. */
     generation: integer("generation").notNull().default(0),
     lastHttpStatus: integer("last_http_status"),

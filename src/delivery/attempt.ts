@@ -13,13 +13,14 @@ import {
 } from "../destinations/health.ts";
 import { holdAllPending } from "../destinations/store.ts";
 import { DecryptError } from "../errors.ts";
-import type { DeliveryJob } from "../jobs.ts";
+import { type DeliveryJob, deliveryJobId } from "../jobs.ts";
 import type { Logger } from "../log.ts";
 import type { DeliveryMetrics } from "../metrics.ts";
 import type { OutboundClient } from "../outbound/http.ts";
 import { SecretBox } from "../secrets/box.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
 import type { ClaimBatcher } from "./claims.ts";
+import { DEFAULT_DIGEST_AFTER, formDigest } from "./digest.ts";
 import type { DestinationGuard } from "./isolation.ts";
 import {
   type AttemptRecord,
@@ -160,6 +161,23 @@ export async function runDeliveryJob(
       return await waitFor(job, token, why.delayMs);
     }
     knownLimits.set(webhookId, { cap: claimed.maxInFlight, ratePerSecond: claimed.ratePerSecond });
+    if (channelOf(claimed.kind).digests) {
+      const digest = await formDigest(
+        deps.db,
+        claimed,
+        claimed.digestAfter ?? DEFAULT_DIGEST_AFTER,
+        deps.retrySchedule.length + 1,
+      );
+      if (digest) {
+        await settleCarried(deps, claimed, digest.carried);
+        await queueDeliveries(deps.deliveryQueue, [digest.digest]);
+        deps.log.info(
+          { delivery: id, digest: digest.digest.id, webhook: webhookId, alerts: digest.carried.length },
+          "alerts gathered into a digest",
+        );
+        return "digested";
+      }
+    }
     let sent: Awaited<ReturnType<typeof send>>;
     try {
       sent = await send(deps, claimed);
@@ -214,6 +232,22 @@ export async function runDeliveryJob(
         : (await deps.guard.release(webhookId, id, healthy, undefined, cap)).wake;
     if (wake.length > 0) deps.waker.wake(wake);
   }
+}
+
+/**
+ * The jobs of alerts a digest carried have nothing left to do: they leave the queue, and the rate slots they
+ * had reserved go back, so the digest and later alerts do not wait behind them. A job that is not removed
+ * (it is running) finds its delivery gone and ends.
+ */
+async function settleCarried(
+  deps: AttemptDeps,
+  claimed: ClaimedDelivery,
+  carried: { id: string; generation: number }[],
+): Promise<void> {
+  const jobIds = carried.filter((c) => c.id !== claimed.id).map((c) => deliveryJobId(c.id, c.generation));
+  for (const jobId of jobIds) await deps.deliveryQueue.remove(jobId);
+  if (claimed.ratePerSecond)
+    await deps.guard.forgetRateSlots(claimed.webhookId, claimed.ratePerSecond, jobIds);
 }
 
 /**

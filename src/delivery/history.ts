@@ -17,6 +17,8 @@ export interface DeliverySummary {
   /** Why a held delivery waits when it is not its destination being disabled (`secret_unreadable`). */
   holdReason: HoldReason | null;
   idempotencyKey: string;
+  /** The digest delivery that carried this alert in a storm; null otherwise. */
+  digestId: string | null;
   createdAt: Date;
   deliveredAt: Date | null;
   nextAttemptAt: Date | null;
@@ -48,6 +50,7 @@ const summaryColumns = {
   lastError: deliveries.lastError,
   holdReason: deliveries.holdReason,
   idempotencyKey: deliveries.idempotencyKey,
+  digestId: deliveries.digestId,
   createdAt: deliveries.createdAt,
   deliveredAt: deliveries.deliveredAt,
   nextAttemptAt: deliveries.nextAttemptAt,

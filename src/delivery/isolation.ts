@@ -191,6 +191,22 @@ if openUntil > now then return {} end
 return wake(tonumber(ARGV[3]), ARGV[4])
 `;
 
+// KEYS: 1 rate hash. ARGV: interval ms, then the job ids whose reserved slots go. The next free slot
+// becomes the one after the latest reservation left (or after the last admission).
+const FORGET = `
+local interval = tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('HDEL', KEYS[1], 'r:' .. ARGV[i]) end
+local all = redis.call('HGETALL', KEYS[1])
+local last, latest = 0, 0
+for i = 1, #all, 2 do
+  local v = tonumber(all[i + 1]) or 0
+  if all[i] == 'last' then last = v
+  elseif string.sub(all[i], 1, 2) == 'r:' and v > latest then latest = v end
+end
+if #all > 0 then redis.call('HSET', KEYS[1], 'tat', math.max(last, latest) + interval) end
+return 1
+`;
+
 // KEYS: 1 breaker hash. ARGV: now. Returns {open_until, now}.
 const STATE = `${NOW}
 return {tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0, now}
@@ -203,6 +219,7 @@ type IsolationRedis = Redis & {
   esRelease(...args: Arg[]): Promise<[number, ...string[]]>;
   esCancel(...args: Arg[]): Promise<string[]>;
   esState(...args: Arg[]): Promise<[number, number]>;
+  esForget(...args: Arg[]): Promise<number>;
 };
 
 /** What giving a slot back did: the breaker's state after it, and the waiting jobs to wake. */
@@ -225,6 +242,7 @@ export class DestinationGuard {
       redis.defineCommand("esRelease", { numberOfKeys: 4, lua: RELEASE });
       redis.defineCommand("esCancel", { numberOfKeys: 4, lua: CANCEL });
       redis.defineCommand("esState", { numberOfKeys: 1, lua: STATE });
+      redis.defineCommand("esForget", { numberOfKeys: 1, lua: FORGET });
     }
     this.redis = redis as IsolationRedis;
   }
@@ -334,6 +352,20 @@ export class DestinationGuard {
       maxInFlight ?? this.settings.maxInFlight,
       webhookId,
     );
+  }
+
+  /**
+   * Gives back the rate slots reserved by `jobIds` (jobs whose work went elsewhere, such as alerts a digest
+   * carried), so later work is not kept waiting behind slots nobody will use.
+   */
+  async forgetRateSlots(webhookId: string, ratePerSecond: number, jobIds: string[]): Promise<void> {
+    for (let i = 0; i < jobIds.length; i += 500) {
+      await this.redis.esForget(
+        this.rateKey(webhookId),
+        Math.ceil(1000 / ratePerSecond),
+        ...jobIds.slice(i, i + 500),
+      );
+    }
   }
 
   /** The breaker's state now (by Redis's clock unless `now` is given), for metrics and the API. */

@@ -174,6 +174,8 @@ export interface ClaimedDelivery {
   maxInFlight: number | null;
   /** The destination's rate limit in messages per second, its own or its kind's default; null means none. */
   ratePerSecond: number | null;
+  /** More alerts than this waiting make a digest (channels with digests); null: the default. */
+  digestAfter: number | null;
   /** The name of the automation that made an alert, while it exists; null for other events. */
   automationName: string | null;
   /** Start of the destination's current run of failures; null while healthy. */
@@ -213,7 +215,7 @@ export async function claimDeliveries(
     returning d.id, d.generation, d.org_id, d.webhook_id, d.event_type, d.idempotency_key, d.payload, d.attempt_count,
       d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.settings, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
-      w.max_in_flight, w.rate_limit_per_second, w.failing_since,
+      w.max_in_flight, w.rate_limit_per_second, w.digest_after, w.failing_since,
       (select a.name from automations a where a.id = d.automation_id) as automation_name,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
@@ -247,6 +249,7 @@ export async function claimDeliveries(
         r.rate_limit_per_second === null ? null : Number(r.rate_limit_per_second),
       ),
       automationName: r.automation_name as string | null,
+      digestAfter: r.digest_after as number | null,
       failingSince: r.failing_since === null ? null : new Date(r.failing_since as string | Date),
     });
   }

@@ -25,6 +25,7 @@ export interface DestinationInput {
   events: string[];
   enabled?: boolean;
   rateLimitPerSecond?: number | null;
+  digestAfter?: number | null;
 }
 
 export interface DestinationView {
@@ -35,6 +36,7 @@ export interface DestinationView {
   events: string[];
   enabled: boolean;
   rateLimitPerSecond: number | null;
+  digestAfter: number | null;
   disabledReason: string | null;
   createdAt: Date;
   updatedAt: Date;
@@ -50,6 +52,7 @@ const columns = {
   events: webhooks.events,
   enabled: webhooks.enabled,
   rateLimitPerSecond: webhooks.rateLimitPerSecond,
+  digestAfter: webhooks.digestAfter,
   disabledReason: webhooks.disabledReason,
   createdAt: webhooks.createdAt,
   updatedAt: webhooks.updatedAt,
@@ -83,6 +86,7 @@ export async function createDestination(
       // Only webhooks are signed; the column is required of every destination, so it holds an unused one.
       signingSecretSealed: box.seal(newSigningSecret(), sealContext.signingSecret(id)),
       rateLimitPerSecond: input.rateLimitPerSecond ?? null,
+      digestAfter: input.digestAfter ?? null,
     })
     .returning(columns);
   if (!row) throw new Error("insert returned no row");
@@ -144,6 +148,7 @@ export async function updateDestination(
       events: changes.events,
       enabled: changes.enabled,
       rateLimitPerSecond: changes.rateLimitPerSecond,
+      digestAfter: changes.digestAfter,
       url: changes.shown,
       settings: changes.settings,
       ...(changes.secret !== undefined

@@ -65,6 +65,10 @@ const Summary = Type.Object({
   delivered_at: Nullable(Timestamp()),
   next_attempt_at: Nullable(Timestamp(), { description: "Set while the delivery is pending." }),
   idempotency_key: Type.String(),
+  digest_id: Nullable(Type.String(), {
+    description:
+      "Slack and email: the digest delivery (`del_…`, event `escalation.digest`) that carried this alert in a storm; its payload lists every alert it carried. Null otherwise.",
+  }),
 });
 
 const Attempt = Type.Object({
@@ -135,6 +139,7 @@ function presentSummary(d: DeliverySummary) {
     delivered_at: iso(d.deliveredAt),
     next_attempt_at: iso(d.nextAttemptAt),
     idempotency_key: d.idempotencyKey,
+    digest_id: d.digestId,
   };
 }
 

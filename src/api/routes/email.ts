@@ -1,10 +1,11 @@
 import { Type } from "typebox";
-import type { EmailSettings } from "../../channels/email.ts";
+import { EMAIL_DEFAULT_RATE_PER_SECOND, type EmailSettings } from "../../channels/email.ts";
+import { DEFAULT_DIGEST_AFTER } from "../../delivery/digest.ts";
 import type { DestinationView } from "../../destinations/others.ts";
 import type { Runtime } from "../../runtime.ts";
 import { ApiError, invalidField } from "../errors.ts";
 import { iso, Nullable, Timestamp } from "../schemas.ts";
-import { DestinationName, destinationRoutes, RateInput } from "./other-destinations.ts";
+import { DestinationName, DigestAfter, destinationRoutes, RateInput } from "./other-destinations.ts";
 import { Events } from "./webhooks.ts";
 
 /** Recipients of one email destination, `to` and `cc` together. */
@@ -13,7 +14,7 @@ const MAX_RECIPIENTS = 20;
 const Address = Type.String({ format: "email", maxLength: 254 });
 const To = Type.Array(Address, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueItems: true });
 const Cc = Type.Array(Address, { maxItems: MAX_RECIPIENTS, uniqueItems: true });
-const EmailRate = RateInput("no limit");
+const EmailRate = RateInput(`${EMAIL_DEFAULT_RATE_PER_SECOND} per second`);
 
 const CreateBody = Type.Object(
   {
@@ -23,6 +24,7 @@ const CreateBody = Type.Object(
     events: Events,
     enabled: Type.Optional(Type.Boolean({ default: true })),
     rate_limit_per_second: EmailRate,
+    digest_after: DigestAfter,
   },
   { additionalProperties: false },
 );
@@ -35,6 +37,7 @@ const PatchBody = Type.Object(
     events: Type.Optional(Events),
     enabled: Type.Optional(Type.Boolean()),
     rate_limit_per_second: EmailRate,
+    digest_after: DigestAfter,
   },
   {
     additionalProperties: false,
@@ -50,7 +53,8 @@ const Email = Type.Object({
   cc: Type.Array(Type.String()),
   events: Type.Array(Type.String()),
   enabled: Type.Boolean(),
-  rate_limit_per_second: Nullable(Type.Number()),
+  rate_limit_per_second: Type.Number({ description: "The rate the destination is held to." }),
+  digest_after: Type.Integer({ description: "More alerts than this waiting go out as one digest." }),
   disabled_reason: Nullable(Type.String()),
   created_at: Timestamp(),
   updated_at: Timestamp(),
@@ -107,7 +111,8 @@ export const emailRoutes = destinationRoutes({
       cc: s.cc,
       events: d.events,
       enabled: d.enabled,
-      rate_limit_per_second: d.rateLimitPerSecond,
+      rate_limit_per_second: d.rateLimitPerSecond ?? EMAIL_DEFAULT_RATE_PER_SECOND,
+      digest_after: d.digestAfter ?? DEFAULT_DIGEST_AFTER,
       disabled_reason: d.disabledReason,
       created_at: iso(d.createdAt) as string,
       updated_at: iso(d.updatedAt) as string,
@@ -122,6 +127,7 @@ export const emailRoutes = destinationRoutes({
       events: b.events,
       enabled: b.enabled ?? true,
       rateLimitPerSecond: b.rate_limit_per_second ?? null,
+      digestAfter: b.digest_after ?? null,
     };
   },
   toChanges(rt, b, current) {
@@ -137,6 +143,7 @@ export const emailRoutes = destinationRoutes({
       events: b.events,
       enabled: b.enabled,
       rateLimitPerSecond: b.rate_limit_per_second,
+      digestAfter: b.digest_after,
     };
   },
 });

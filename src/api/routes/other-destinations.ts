@@ -35,6 +35,18 @@ export function RateInput(byDefault: string) {
   );
 }
 
+/** `digest_after` of Slack and email destinations. */
+export const DigestAfter = Type.Optional(
+  Nullable(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      description:
+        "When more alerts than this wait for the destination, they go out as one digest (listing up to 20, counting the rest). Null or absent: 10.",
+    }),
+  ),
+);
+
 /**
  * What one kind of destination other than webhooks (Slack, email) says about itself; {@link destinationRoutes}
  * makes its `GET`/`POST` `/api/integrations/<base>` and `GET`/`PATCH`/`DELETE` `…/:id` of it.

@@ -1,11 +1,12 @@
 import { Type } from "typebox";
 import { maskSlackUrl, SLACK_DEFAULT_RATE_PER_SECOND } from "../../channels/slack.ts";
+import { DEFAULT_DIGEST_AFTER } from "../../delivery/digest.ts";
 import type { DestinationView } from "../../destinations/others.ts";
 import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
 import { invalidField } from "../errors.ts";
 import { iso, Nullable, Timestamp } from "../schemas.ts";
-import { destinationRoutes, DestinationName as Name, RateInput } from "./other-destinations.ts";
+import { DigestAfter, destinationRoutes, DestinationName as Name, RateInput } from "./other-destinations.ts";
 import { Events } from "./webhooks.ts";
 
 const WebhookUrl = Type.String({
@@ -22,6 +23,7 @@ const CreateBody = Type.Object(
     events: Events,
     enabled: Type.Optional(Type.Boolean({ default: true })),
     rate_limit_per_second: SlackRate,
+    digest_after: DigestAfter,
   },
   { additionalProperties: false },
 );
@@ -33,6 +35,7 @@ const PatchBody = Type.Object(
     events: Type.Optional(Events),
     enabled: Type.Optional(Type.Boolean()),
     rate_limit_per_second: SlackRate,
+    digest_after: DigestAfter,
   },
   {
     additionalProperties: false,
@@ -48,6 +51,7 @@ const Slack = Type.Object({
   events: Type.Array(Type.String()),
   enabled: Type.Boolean(),
   rate_limit_per_second: Type.Number({ description: "The rate the destination is held to." }),
+  digest_after: Type.Integer({ description: "More alerts than this waiting go out as one digest." }),
   disabled_reason: Nullable(Type.String()),
   created_at: Timestamp(),
   updated_at: Timestamp(),
@@ -78,6 +82,7 @@ export const slackRoutes = destinationRoutes({
     events: d.events,
     enabled: d.enabled,
     rate_limit_per_second: d.rateLimitPerSecond ?? SLACK_DEFAULT_RATE_PER_SECOND,
+    digest_after: d.digestAfter ?? DEFAULT_DIGEST_AFTER,
     disabled_reason: d.disabledReason,
     created_at: iso(d.createdAt) as string,
     updated_at: iso(d.updatedAt) as string,
@@ -91,6 +96,7 @@ export const slackRoutes = destinationRoutes({
       events: b.events,
       enabled: b.enabled ?? true,
       rateLimitPerSecond: b.rate_limit_per_second ?? null,
+      digestAfter: b.digest_after ?? null,
     };
   },
   toChanges(rt, b) {
@@ -102,6 +108,7 @@ export const slackRoutes = destinationRoutes({
       events: b.events,
       enabled: b.enabled,
       rateLimitPerSecond: b.rate_limit_per_second,
+      digestAfter: b.digest_after,
     };
   },
 });
