@@ -116,6 +116,7 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
       "attempt_count",
       "created_at",
       "delivered_at",
+      "digest_id",
       "event",
       "held_reason",
       "http_status",
@@ -125,6 +126,7 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
       "next_attempt_at",
       "status",
     ]);
+    assert.equal(list.json.data[0].digest_id, null, "a webhook's deliveries are never digested");
   });
 
   test("test events of the other types travel in their envelope, even when not subscribed", async () => {
