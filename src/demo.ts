@@ -8,9 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generate } from "selfsigned";
+import type { SlackMessage } from "./channels/slack-message.ts";
 import type { Config } from "./config.ts";
 import { openDatabase } from "./db/client.ts";
 import { migrateDatabase } from "./db/migrate.ts";
+import { emailLines, slackLines, startDemoSmtp } from "./demo-channels.ts";
 import { recordId } from "./ingestion/store.ts";
 import { createOrganization } from "./orgs.ts";
 
@@ -174,19 +176,30 @@ export async function runDemo(
   writeFileSync(caFile, certs.ca);
 
   const received: Received[] = [];
+  const slackPosts: SlackMessage[] = [];
   const receiver = createServer({ cert: certs.cert, key: certs.key }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      // The same server stands in for Slack's incoming webhook under /slack/, answering as Slack does.
+      if (req.url?.startsWith("/slack/")) {
+        res.writeHead(200, { "content-type": "text/html" }).end("ok");
+        slackPosts.push(JSON.parse(body) as SlackMessage);
+        return;
+      }
       // Acknowledge at once; a real receiver processes afterwards.
       res.writeHead(200).end();
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      received.push({ headers: req.headers, body });
     });
   });
   receiver.listen(0, "127.0.0.1");
   await once(receiver, "listening");
   const receiverUrl = `https://127.0.0.1:${(receiver.address() as AddressInfo).port}/alerts`;
   out(`receiver listening at ${receiverUrl}`);
+  const slackUrl = `https://127.0.0.1:${(receiver.address() as AddressInfo).port}/slack/services/TDEMO/BDEMO/demo-token`;
+  const smtp = await startDemoSmtp(certs);
+  out(`SMTP server listening at ${smtp.url} (STARTTLS)`);
 
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -200,6 +213,8 @@ export async function runDemo(
       NODE_EXTRA_CA_CERTS: caFile,
       DESTINATION_ALLOWLIST: "127.0.0.1",
       LOG_LEVEL: "warn",
+      SMTP_URL: smtp.url,
+      SMTP_FROM: "Escalation Shield demo <alerts@demo.example>",
     },
   });
   try {
@@ -225,12 +240,22 @@ export async function runDemo(
       enabled: true,
       auth: { type: "bearer", credential },
     });
+    const slack = await api<{ id: string }>(base, key, "POST", "/api/integrations/slack", {
+      name: "#support-escalations",
+      webhook_url: slackUrl,
+      events: ["escalation.alert"],
+    });
+    const email = await api<{ id: string }>(base, key, "POST", "/api/integrations/email", {
+      name: "on-call",
+      to: ["oncall@example.com"],
+      events: ["escalation.alert"],
+    });
     await api(base, key, "POST", "/api/automations", {
       name: "High-risk feedback",
       active: true,
       filter: {},
       trigger: { min_escalation_level: "high" },
-      webhook_ids: [destination.id],
+      destination_ids: [destination.id, slack.id, email.id],
     });
     const records = sampleRecords();
     const ingest = await fetch(`${base}/webhook/custom/all`, {
@@ -258,7 +283,11 @@ export async function runDemo(
       30_000,
     );
     const expected = [...views.values()].filter((v) => v.automations.some((a) => a.fired)).length;
-    await waitUntil("the alerts to arrive", () => received.length >= expected, 30_000);
+    await waitUntil(
+      "the alerts to arrive",
+      () => received.length >= expected && slackPosts.length >= expected && smtp.messages.length >= expected,
+      30_000,
+    );
 
     out("");
     out(`the receiver got ${received.length} alert(s):`);
@@ -281,6 +310,18 @@ export async function runDemo(
       out(`  ${r.body}`);
     }
     out("");
+    out(`the Slack stand-in got ${slackPosts.length} message(s), as Slack would show them:`);
+    for (const m of slackPosts) {
+      out("");
+      for (const line of slackLines(m)) out(line);
+    }
+    out("");
+    out(`the SMTP server got ${smtp.messages.length} email(s):`);
+    for (const m of smtp.messages) {
+      out("");
+      for (const line of emailLines(m)) out(line);
+    }
+    out("");
     out("records that did not fire:");
     for (const [external, view] of views) {
       const why = view.automations.find((a) => !a.fired);
@@ -291,6 +332,7 @@ export async function runDemo(
     if (child.exitCode === null) await once(child, "exit");
     receiver.closeAllConnections();
     receiver.close();
+    await smtp.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -18,6 +18,13 @@ test("escalation-shield demo runs end to end with nothing but Postgres and Redis
     assert.match(result.stdout, /authorization: Bearer \[credential\]/);
     assert.match(result.stdout, /idempotency-key: aut_\w+:whe_\w+:rec_\w+/);
     assert.match(result.stdout, /"escalation_level":"(high|extreme)"/);
+    assert.match(result.stdout, /the Slack stand-in got 2 message\(s\), as Slack would show them:/);
+    assert.match(result.stdout, /\[header\] Escalation: (high|extreme)/);
+    assert.match(result.stdout, /\[field\] \*Automation\* High-risk feedback/);
+    assert.match(result.stdout, /the SMTP server got 2 email\(s\):/);
+    assert.match(result.stdout, /Subject: \[Escalation: (high|extreme)\] DemoSupport: /);
+    assert.match(result.stdout, /Message-ID: <del_\w+@demo\.example>/);
+    assert.ok(!result.stdout.includes("demo-token"), "the Slack URL's token is not printed");
     assert.match(
       result.stdout,
       /records that did not fire:\n(.*\n)*\s+review-1002: escalation \w+; trigger: escalation level \w+ is below high/,
