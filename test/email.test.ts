@@ -14,6 +14,7 @@ import { enqueueAlerts } from "./helpers/alerts.ts";
 import { assertApiError, startApiStack } from "./helpers/api.ts";
 import { testTls } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
+import { startProxy } from "./helpers/proxy.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const EMAIL = "/api/integrations/email";
@@ -202,6 +203,10 @@ describe("email destinations (a real SMTP server on loopback)", () => {
       const ping = smtp.received[0] as Received;
       assert.equal(ping.mail.subject, "[Test] [Escalation Shield] Test message from Escalation Shield");
       assert.equal(ping.mail.messageId, `<${test1.json.delivery_id}@shield.example>`);
+      assert.match(
+        ping.mail.text ?? "",
+        /^Test message from Escalation Shield\n\nEvent: test\.webhook\nMessage: This is a test event/,
+      );
 
       const test2 = await s.api.post(`${EMAIL}/${id}/test`, { event: "escalation.alert" });
       await waitFor("failed at once", async () => (await status(test2.json.delivery_id))?.s === "failed");
@@ -247,8 +252,78 @@ describe("email destinations (a real SMTP server on loopback)", () => {
         Number(/(\d+) alerts/.exec(digest.mail.subject ?? "")?.[1]),
         "every carried alert listed",
       );
+
+      // Operational events render as short emails too.
+      const before = smtp.received.length;
+      for (const event of ["destination.failing", "destination.disabled", "destination.recovered"]) {
+        assert.equal((await s.api.post(`${EMAIL}/${dest.json.id}/test`, { event })).status, 202);
+      }
+      await waitFor("3 event emails", () => smtp.received.length === before + 3, 30_000);
+      assert.deepEqual(
+        smtp.received
+          .slice(before)
+          .map((m) => m.mail.subject)
+          .sort(),
+        [
+          "[Test] [Escalation Shield] Destination disabled: mailto:lead@example.com",
+          "[Test] [Escalation Shield] Destination failing: mailto:lead@example.com",
+          "[Test] [Escalation Shield] Destination recovered: mailto:lead@example.com",
+        ],
+      );
     } finally {
       await s.close();
+      await smtp.close();
+    }
+  });
+
+  test("an SMTP server that stops answering mid-conversation ends the attempt by 30 s, and it is retried", async () => {
+    const smtp = await startSmtp();
+    const port = Number(new URL(smtp.url).port);
+    const proxy = await startProxy(`127.0.0.1:${port}`);
+    const s = await startApiStack({
+      worker: true,
+      env: {
+        SMTP_URL: smtp.url.replace(`:${port}`, `:${proxy.port}`),
+        SMTP_FROM: "alerts@shield.example",
+        DELIVERY_RETRY_SCHEDULE: "1,1",
+      },
+    });
+    try {
+      const db = s.stack.rt.database.db;
+      const dest = await s.api.post(EMAIL, {
+        to: ["lead@example.com"],
+        events: ["*"],
+        rate_limit_per_second: 100,
+      });
+      const id = dest.json.id;
+      // A first message opens the pooled connection; the second one stalls on it.
+      await s.api.post(`${EMAIL}/${id}/test`, { event: "test.webhook" });
+      await waitFor("the first message", () => smtp.received.length === 1, 30_000);
+      proxy.stall();
+      const stalled = await s.api.post(`${EMAIL}/${id}/test`, { event: "test.webhook" });
+      const deliveryId = stalled.json.delivery_id as string;
+      const attempts = () =>
+        db
+          .select({ ms: deliveryAttempts.durationMs, kind: deliveryAttempts.errorKind })
+          .from(deliveryAttempts)
+          .where(eq(deliveryAttempts.deliveryId, deliveryId));
+      await waitFor("the stalled attempt ended", async () => (await attempts()).length === 1, 45_000, 250);
+      const [first] = await attempts();
+      assert.equal(first?.kind, "timeout");
+      assert.ok((first?.ms ?? 0) >= 25_000 && (first?.ms ?? 0) <= 32_000, `the attempt took ${first?.ms} ms`);
+      proxy.resume();
+      proxy.cut();
+      await waitFor(
+        "delivered on the retry",
+        async () =>
+          (
+            await db.select({ st: deliveries.status }).from(deliveries).where(eq(deliveries.id, deliveryId))
+          )[0]?.st === "delivered",
+        30_000,
+      );
+    } finally {
+      await s.close();
+      await proxy.close();
       await smtp.close();
     }
   });

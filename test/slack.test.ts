@@ -224,6 +224,38 @@ describe("Slack destinations (a loopback stand-in for Slack)", () => {
         404,
         "ErrCodeNotFound",
       );
+      // The operational events render too, each as a short message.
+      for (const event of ["destination.failing", "destination.disabled", "destination.recovered"]) {
+        assert.equal((await s.api.post(`${SLACK}/${id}/test`, { event })).status, 202);
+      }
+      await waitFor("the destination.* events posted", () => slack.requests.length === 5, 30_000);
+      const headers = slack.requests.slice(2).map((r) => (JSON.parse(r.body) as Msg).blocks[0].text.text);
+      assert.deepEqual(headers, [
+        "[Test] A destination is failing",
+        "[Test] A destination was disabled",
+        "[Test] A destination recovered",
+      ]);
+      const disabled = JSON.parse(slack.requests[3]?.body ?? "{}") as Msg;
+      assert.match(
+        disabled.blocks[1].text.text,
+        /was disabled: disabled automatically: every attempt has failed/,
+      );
+
+      // The OpenAPI document has every kind's routes.
+      const doc = await s.api.get("/docs/json", { token: null });
+      for (const path of [
+        "/api/integrations/slack",
+        "/api/integrations/slack/{id}",
+        "/api/integrations/slack/{id}/deliveries",
+        "/api/integrations/slack/{id}/deliveries/{delivery_id}/retry",
+        "/api/integrations/slack/{id}/test",
+        "/api/integrations/slack/{id}/recover",
+        "/api/integrations/email",
+        "/api/integrations/email/{id}/deliveries/{delivery_id}",
+        "/api/event-types",
+      ]) {
+        assert.ok(doc.json.paths[path], `${path} is in the OpenAPI document`);
+      }
     } finally {
       await slack.close();
       await s.close();
