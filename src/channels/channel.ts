@@ -1,4 +1,8 @@
+import { DIGEST_EVENT, type DigestPayload } from "../delivery/digest.ts";
 import type { ClaimedDelivery } from "../delivery/outbox.ts";
+import { ALERT_EVENT, type AlertPayload, type EventEnvelope } from "../delivery/payloads.ts";
+import { maskSecrets } from "../delivery/request.ts";
+import type { OutboundError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { OutboundClient } from "../outbound/http.ts";
 import type { OpenedSecrets } from "../secrets/cache.ts";
@@ -51,4 +55,32 @@ export interface Channel {
   digests?: boolean;
   /** Sends one attempt of `claimed` (its frozen payload, rendered for this kind) and judges the answer. */
   send(deps: ChannelDeps, claimed: ClaimedDelivery, startedAt: Date): Promise<Sent>;
+}
+
+/** What an attempt that got no answer (timeout, refused, blocked…) stores: the error with every secret masked. */
+export function noAnswer(err: OutboundError, secrets: (string | null)[], startedAt: Date): Sent {
+  return {
+    status: null,
+    errorKind: err.kind,
+    errorMessage: maskSecrets(err.message, secrets).slice(0, 500),
+    responseExcerpt: null,
+    durationMs: Date.now() - startedAt.getTime(),
+    verdict: { kind: "retry", healthy: false },
+  };
+}
+
+/** Renders a delivery's frozen payload with the renderer of its event type: an alert, a digest, or an envelope event. */
+export function renderPayload<M>(
+  eventType: string,
+  payload: string,
+  render: {
+    alert(a: AlertPayload): M;
+    digest(d: DigestPayload): M;
+    event(e: EventEnvelope): M;
+  },
+): M {
+  const parsed: unknown = JSON.parse(payload);
+  if (eventType === DIGEST_EVENT) return render.digest(parsed as DigestPayload);
+  if (eventType === ALERT_EVENT) return render.alert(parsed as AlertPayload);
+  return render.event(parsed as EventEnvelope);
 }

@@ -1,5 +1,6 @@
-import { DIGEST_EVENT, type DigestPayload } from "../delivery/digest.ts";
-import { ALERT_EVENT, type AlertPayload, type EventEnvelope } from "../delivery/payloads.ts";
+import type { DigestPayload } from "../delivery/digest.ts";
+import type { AlertPayload, EventEnvelope } from "../delivery/payloads.ts";
+import { renderPayload } from "./channel.ts";
 
 /**
  * Email for every event type: a subject, a text part and an HTML part. Customer text is escaped in the HTML
@@ -137,9 +138,9 @@ export function emailMessage(
   payload: string,
   automationName: string | null,
 ): EmailMessage {
-  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope | DigestPayload;
-  if (eventType === DIGEST_EVENT) return digestEmail(parsed as DigestPayload);
-  return eventType === ALERT_EVENT
-    ? alertEmail(parsed as AlertPayload, automationName)
-    : eventEmail(parsed as EventEnvelope);
+  return renderPayload(eventType, payload, {
+    alert: (a) => alertEmail(a, automationName),
+    digest: digestEmail,
+    event: eventEmail,
+  });
 }

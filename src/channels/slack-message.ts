@@ -1,5 +1,6 @@
-import { DIGEST_EVENT, type DigestPayload } from "../delivery/digest.ts";
-import { ALERT_EVENT, type AlertPayload, type EventEnvelope } from "../delivery/payloads.ts";
+import type { DigestPayload } from "../delivery/digest.ts";
+import type { AlertPayload, EventEnvelope } from "../delivery/payloads.ts";
+import { renderPayload } from "./channel.ts";
 
 /**
  * Slack Block Kit messages for every event type, within Slack's limits (3,000 characters of section text,
@@ -144,9 +145,9 @@ export function slackMessage(
   payload: string,
   automationName: string | null,
 ): SlackMessage {
-  const parsed = JSON.parse(payload) as AlertPayload | EventEnvelope | DigestPayload;
-  if (eventType === DIGEST_EVENT) return digestMessage(parsed as DigestPayload);
-  return eventType === ALERT_EVENT
-    ? alertMessage(parsed as AlertPayload, automationName)
-    : eventMessage(parsed as EventEnvelope);
+  return renderPayload(eventType, payload, {
+    alert: (a) => alertMessage(a, automationName),
+    digest: digestMessage,
+    event: eventMessage,
+  });
 }

@@ -3,7 +3,7 @@ import { parseRetryAfter } from "../delivery/schedule.ts";
 import { OutboundError } from "../errors.ts";
 import { ATTEMPT_TIMEOUT_MS } from "../outbound/http.ts";
 import { sealContext } from "../secrets/contexts.ts";
-import type { Channel, Sent, Verdict } from "./channel.ts";
+import { type Channel, noAnswer, type Sent, type Verdict } from "./channel.ts";
 import { slackMessage } from "./slack-message.ts";
 
 /**
@@ -82,15 +82,8 @@ export const slackChannel: Channel = {
       };
     } catch (err) {
       if (!(err instanceof OutboundError)) throw err;
-      return {
-        status: null,
-        errorKind: err.kind,
-        // The URL is the secret: an error naming it must not carry it into the history.
-        errorMessage: maskSecrets(err.message, secrets).slice(0, 500),
-        responseExcerpt: null,
-        durationMs: Date.now() - startedAt.getTime(),
-        verdict: { kind: "retry", healthy: false },
-      };
+      // The URL is the secret: an error naming it must not carry it into the history.
+      return noAnswer(err, secrets, startedAt);
     }
   },
 };

@@ -4,7 +4,7 @@ import { OutboundError } from "../errors.ts";
 import { ATTEMPT_TIMEOUT_MS } from "../outbound/http.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import type { SigningKeys } from "../signing/headers.ts";
-import type { Channel, Sent } from "./channel.ts";
+import { type Channel, noAnswer, type Sent } from "./channel.ts";
 
 /** Bytes of response body stored with an attempt. */
 export const EXCERPT_BYTES = 2048;
@@ -59,14 +59,7 @@ export const webhookChannel: Channel = {
       };
     } catch (err) {
       if (!(err instanceof OutboundError)) throw err;
-      return {
-        status: null,
-        errorKind: err.kind,
-        errorMessage: maskSecrets(err.message, secrets).slice(0, 500),
-        responseExcerpt: null,
-        durationMs: Date.now() - startedAt.getTime(),
-        verdict: { kind: "retry", healthy: false },
-      };
+      return noAnswer(err, secrets, startedAt);
     }
   },
 };

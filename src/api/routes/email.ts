@@ -5,7 +5,13 @@ import type { DestinationView } from "../../destinations/others.ts";
 import type { Runtime } from "../../runtime.ts";
 import { ApiError, invalidField } from "../errors.ts";
 import { iso, Nullable, Timestamp } from "../schemas.ts";
-import { DestinationName, DigestAfter, destinationRoutes, RateInput } from "./other-destinations.ts";
+import {
+  DestinationName,
+  DigestAfter,
+  destinationRoutes,
+  PATCH_BODY_OPTIONS,
+  RateInput,
+} from "./other-destinations.ts";
 import { Events } from "./webhooks.ts";
 
 /** Recipients of one email destination, `to` and `cc` together. */
@@ -39,10 +45,7 @@ const PatchBody = Type.Object(
     rate_limit_per_second: EmailRate,
     digest_after: DigestAfter,
   },
-  {
-    additionalProperties: false,
-    description: "Every field is optional; the ones given replace the stored ones.",
-  },
+  PATCH_BODY_OPTIONS,
 );
 
 const Email = Type.Object({

@@ -35,6 +35,12 @@ export function RateInput(byDefault: string) {
   );
 }
 
+/** The options of every kind's PATCH body. */
+export const PATCH_BODY_OPTIONS = {
+  additionalProperties: false,
+  description: "Every field is optional; the ones given replace the stored ones.",
+} as const;
+
 /** `digest_after` of Slack and email destinations. */
 export const DigestAfter = Type.Optional(
   Nullable(

@@ -6,7 +6,13 @@ import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
 import { invalidField } from "../errors.ts";
 import { iso, Nullable, Timestamp } from "../schemas.ts";
-import { DigestAfter, destinationRoutes, DestinationName as Name, RateInput } from "./other-destinations.ts";
+import {
+  DigestAfter,
+  destinationRoutes,
+  DestinationName as Name,
+  PATCH_BODY_OPTIONS,
+  RateInput,
+} from "./other-destinations.ts";
 import { Events } from "./webhooks.ts";
 
 const WebhookUrl = Type.String({
@@ -37,10 +43,7 @@ const PatchBody = Type.Object(
     rate_limit_per_second: SlackRate,
     digest_after: DigestAfter,
   },
-  {
-    additionalProperties: false,
-    description: "Every field is optional; the ones given replace the stored ones.",
-  },
+  PATCH_BODY_OPTIONS,
 );
 
 const Slack = Type.Object({
