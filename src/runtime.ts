@@ -18,6 +18,8 @@ const DEPENDENCIES: Dependency[] = ["postgres", "redis"];
 
 /** How long a probe of Postgres or Redis may take before it counts as unavailable. */
 export const PROBE_TIMEOUT_MS = 2000;
+/** How a probe that timed out begins its reason. */
+const NO_ANSWER = "no answer within";
 /** Probes run this often while everything answers, and this often while something does not. */
 const PROBE_EVERY_MS = { up: 5000, down: 1000 };
 /** However often an outage is suspected, probes start at most this often. */
@@ -51,7 +53,7 @@ export async function probe(check: () => Promise<unknown>, timeoutMs: number): P
     () => undefined,
     (err: unknown) => deepestMessage(err),
   );
-  const timedOut = sleep(timeoutMs, `no answer within ${timeoutMs} ms`, { signal: abort.signal }).catch(
+  const timedOut = sleep(timeoutMs, `${NO_ANSWER} ${timeoutMs} ms`, { signal: abort.signal }).catch(
     () => undefined,
   );
   try {
@@ -88,6 +90,8 @@ async function pingRedis(redis: Redis): Promise<unknown> {
  */
 export class DependencyMonitor {
   private readonly states = new Map<Dependency, "up" | "down">();
+  /** Up, but its last probe got no answer in time: one more slow probe in a row makes it down. */
+  private readonly slow = new Set<Dependency>();
   private readonly log: Logger;
   private readonly checks: Record<Dependency, () => Promise<unknown>>;
   private timer: NodeJS.Timeout | undefined;
@@ -136,7 +140,8 @@ export class DependencyMonitor {
       for (const [d, why] of results) this.record(d, why);
     })().finally(() => {
       this.probing = undefined;
-      if (!this.stopped) this.schedule(this.down().length > 0 ? PROBE_EVERY_MS.down : PROBE_EVERY_MS.up);
+      const unsure = this.down().length > 0 || this.slow.size > 0;
+      if (!this.stopped) this.schedule(unsure ? PROBE_EVERY_MS.down : PROBE_EVERY_MS.up);
     });
     return this.probing;
   }
@@ -149,6 +154,14 @@ export class DependencyMonitor {
 
   private record(dependency: Dependency, why: string | undefined): void {
     const before = this.states.get(dependency);
+    // A busy machine or a full pool can hold one probe past its limit; a refused or failed connection cannot
+    // be mistaken. So a probe that merely timed out makes an answering dependency down only the second time
+    // in a row, probed again at once, rather than logging an outage that was not one.
+    if (why?.startsWith(NO_ANSWER) && before !== "down" && !this.slow.has(dependency)) {
+      this.slow.add(dependency);
+      return;
+    }
+    this.slow.delete(dependency);
     const now = why === undefined ? "up" : "down";
     this.states.set(dependency, now);
     if (now === "down" && before !== "down") {

@@ -84,15 +84,26 @@ describe("per-destination rate limits", () => {
       await waitFor("20 alerts received", () => r.requests.length === 20, 60_000, 100);
       const at = r.requests.map((q) => q.at).sort((a, b) => a - b);
       const gaps = at.slice(1).map((x, i) => x - (at[i] as number));
-      // Admissions are 200 ms apart by Redis's clock; the requests' own travel adds a little jitter.
-      assert.ok(Math.min(...gaps) >= 150, `gaps between posts: ${gaps.join(", ")} ms`);
+      // Admissions are 200 ms apart by Redis's clock; each request's own travel (a first one also sets up its
+      // connection) shifts its arrival a little, so the rate is checked over every run of six posts.
+      const spans = at.slice(5).map((x, i) => x - (at[i] as number));
+      assert.ok(
+        Math.min(...spans) >= 900,
+        `6 posts within ${Math.min(...spans)} ms; gaps: ${gaps.join(", ")} ms`,
+      );
       assert.ok((at.at(-1) as number) - (at[0] as number) >= 19 * 190, "20 posts took at least 19 intervals");
       const made = (p: CliProcess) => p.output.filter((l) => l.includes('"delivery attempt"')).length;
       assert.ok(made(procs[0] as CliProcess) > 0 && made(procs[1] as CliProcess) > 0, "both processes sent");
-      const rows = await stack.rt.database.db
-        .select({ attempts: deliveries.attemptCount, status: deliveries.status })
-        .from(deliveries)
-        .where(eq(deliveries.webhookId, wh.id));
+      const read = () =>
+        stack.rt.database.db
+          .select({ attempts: deliveries.attemptCount, status: deliveries.status })
+          .from(deliveries)
+          .where(eq(deliveries.webhookId, wh.id));
+      // The last outcomes commit a moment after their requests arrive.
+      await waitFor("every outcome stored", async () =>
+        (await read()).every((row) => row.status !== "pending"),
+      );
+      const rows = await read();
       assert.equal(rows.length, alerts.length);
       assert.ok(
         rows.every((row) => row.status === "delivered" && row.attempts === 1),
