@@ -313,6 +313,24 @@ async function loadWebhook(db: Executor, orgId: string, id: string) {
   return view && signing ? presentWebhook(view, signing) : undefined;
 }
 
+/**
+ * A stored credential was given for one host: a new URL on another host (a typo, a takeover of the admin
+ * key) must not carry it along, so the change needs the credential again, or `auth.type: "none"`.
+ */
+function checkCredentialFollows(
+  current: WebhookView,
+  url: string | undefined,
+  auth: AuthBody | undefined,
+): void {
+  if (url === undefined || !current.credentialSet) return;
+  if (new URL(url).host.toLowerCase() === new URL(current.url).host.toLowerCase()) return;
+  if (auth?.type === "none" || auth?.credential !== undefined) return;
+  throw missingField(
+    "body.auth.credential",
+    "required when body.url moves to another host: the stored credential is not sent to a new host",
+  );
+}
+
 /** `["*"]` stands alone: mixed with named types it would read as a narrower subscription than it is. */
 export function checkEvents(events: string[] | undefined): void {
   if (events && events.length > 1 && events.includes(ALL_EVENTS)) {
@@ -483,6 +501,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       const { view } = await db.transaction(async (tx) => {
         const current = await getWebhook(tx, orgId, id, { forUpdate: true });
         if (!current) throw notFound("webhook destination");
+        checkCredentialFollows(current, body.url, body.auth);
         // Before updateWebhook, whose returned updated_at is then the row's last one.
         if (body.signature_scheme !== undefined) {
           await setSignatureScheme(tx, orgId, id, body.signature_scheme);
