@@ -10,7 +10,7 @@ import { runDemo } from "./demo.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { startMetricsServer } from "./metrics-server.ts";
-import { createOrganization } from "./orgs.ts";
+import { createKeyForSlug, createOrganization } from "./orgs.ts";
 import { eraseOrganization } from "./retention/erase.ts";
 import { isOutage, openRuntime, type Runtime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
@@ -24,6 +24,7 @@ const USAGE = `usage: escalation-shield <command>
   rotate-secrets-key      re-seal stored secrets under SECRETS_KEY (old key in SECRETS_KEY_PREVIOUS)
   org create <slug>       create an organization and its first admin API key
   org delete <slug>       delete an organization and everything of it, in batches
+  org key create <slug>   a new admin API key for an organization (for one that lost its keys)
   serve                   run the HTTP API (admin API, /docs, /healthz, /readyz, /metrics) on HOST:PORT
   worker [--only delivery|evaluator]
                           run the background workers (and /metrics on HOST:METRICS_PORT when set)
@@ -181,6 +182,27 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "org": {
+      if (rest[0] === "key") {
+        const keySlug = rest[2];
+        if (rest[1] !== "create" || keySlug === undefined) {
+          process.stderr.write("usage: escalation-shield org key create <slug>\n");
+          return 2;
+        }
+        const { db, close } = openDatabase(config.databaseUrl);
+        try {
+          const key = await createKeyForSlug(db, keySlug);
+          if (!key) {
+            process.stderr.write(`no organization "${keySlug}"\n`);
+            return 1;
+          }
+          process.stdout.write(
+            `${JSON.stringify({ slug: keySlug, key_id: key.id, admin_api_key: key.token })}\n`,
+          );
+        } finally {
+          await close();
+        }
+        return 0;
+      }
       const slug = rest[1];
       if ((rest[0] !== "create" && rest[0] !== "delete") || slug === undefined) {
         process.stderr.write("usage: escalation-shield org create|delete <slug>\n");

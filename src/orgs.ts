@@ -82,12 +82,37 @@ export async function listAdminKeys(
   );
 }
 
-/** Revokes one of the organization's admin keys; it is refused from the next request on. False when there is none. */
-export async function revokeAdminKey(db: Executor, orgId: string, id: string): Promise<boolean> {
-  const rows = await db
-    .update(apiKeys)
-    .set({ revokedAt: new Date() })
-    .where(and(eq(apiKeys.id, id), eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
-    .returning({ id: apiKeys.id });
-  return rows.length > 0;
+/**
+ * Revokes one of the organization's admin keys; it is refused from the next request on. `"none"` when there is
+ * no such key, `"last"` when it is the organization's last one (an organization without a key could only be
+ * reached again through the CLI), `"revoked"` otherwise. Two revocations at once cannot both pass the check:
+ * the organization's keys are locked first.
+ */
+export async function revokeAdminKey(
+  db: Executor,
+  orgId: string,
+  id: string,
+): Promise<"revoked" | "none" | "last"> {
+  const live = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
+    .for("update");
+  if (!live.some((k) => k.id === id)) return "none";
+  if (live.length === 1) return "last";
+  await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id));
+  return "revoked";
+}
+
+/** A new admin key for the organization with this slug (named `cli`); undefined when there is none. */
+export async function createKeyForSlug(
+  db: Executor,
+  slug: string,
+): Promise<{ id: string; token: string } | undefined> {
+  const [org] = await db
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(eq(organizations.slug, slug));
+  if (!org) return undefined;
+  return createAdminKey(db, org.id, "cli");
 }

@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import { createAdminKey, listAdminKeys, revokeAdminKey } from "../../orgs.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
-import { notFound } from "../errors.ts";
+import { ApiError, notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
 import { adminSecurity, errorResponses, iso, NoQuery, PathId, Timestamp } from "../schemas.ts";
 
@@ -100,7 +100,17 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app,
       },
     },
     async (request, reply) => {
-      if (!(await revokeAdminKey(db, adminOf(request).orgId, request.params.id))) throw notFound("API key");
+      const result = await db.transaction((tx) =>
+        revokeAdminKey(tx, adminOf(request).orgId, request.params.id),
+      );
+      if (result === "none") throw notFound("API key");
+      if (result === "last") {
+        throw new ApiError(
+          400,
+          "ErrCodeBadRequest",
+          "the organization's last admin key cannot be revoked; create another first (or `escalation-shield org key create <slug>`)",
+        );
+      }
       request.log.info({ key: request.params.id }, "admin API key revoked");
       return reply.code(204).send(null);
     },
