@@ -101,7 +101,8 @@ function checkTimestamp(raw: string, tolerance: number, now: number): number | V
  * The request passes when any signature matches any of `secrets` (HMAC-SHA256 keyed with the UTF-8 bytes of
  * the whole `whs_…` string) or `publicKeys` (Ed25519), and its timestamp is within `toleranceSeconds`
  * (default 300) of `now`. Comparisons are constant-time. Never throws for a bad request; throws TypeError
- * when neither secrets nor public keys are given, or a public key is not 32 bytes.
+ * when neither secrets nor public keys are given, a public key is not 32 bytes, or `toleranceSeconds` is
+ * not a finite number >= 0.
  */
 export function verifyWebhook(options: VerifyOptions): VerifyResult {
   const secrets = options.secrets ?? [];
@@ -110,6 +111,10 @@ export function verifyWebhook(options: VerifyOptions): VerifyResult {
     throw new TypeError("verifyWebhook needs at least one secret or public key");
   }
   const tolerance = options.toleranceSeconds ?? 300;
+  // NaN or Infinity would accept any timestamp, i.e. switch replay protection off by accident.
+  if (!Number.isFinite(tolerance) || tolerance < 0) {
+    throw new TypeError(`toleranceSeconds must be a finite number of seconds >= 0, got ${tolerance}`);
+  }
   const now =
     options.now === undefined
       ? Math.floor(Date.now() / 1000)
