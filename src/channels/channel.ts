@@ -84,3 +84,12 @@ export function renderPayload<M>(
   if (eventType === ALERT_EVENT) return render.alert(parsed as AlertPayload);
   return render.event(parsed as EventEnvelope);
 }
+
+/**
+ * How much of an answer to read so that every secret starting inside the stored excerpt is read whole, and so
+ * masked whole, before the excerpt is cut (a secret's prefix would otherwise survive the masking), in bytes.
+ */
+export function readLimit(excerptBytes: number, secrets: (string | null)[]): number {
+  const longest = Math.max(0, ...secrets.map((s) => (s ? Buffer.byteLength(s) : 0)));
+  return excerptBytes + longest + 16;
+}

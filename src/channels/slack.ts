@@ -3,7 +3,7 @@ import { parseRetryAfter } from "../delivery/schedule.ts";
 import { OutboundError } from "../errors.ts";
 import { ATTEMPT_TIMEOUT_MS } from "../outbound/http.ts";
 import { sealContext } from "../secrets/contexts.ts";
-import { type Channel, noAnswer, type Sent, type Verdict } from "./channel.ts";
+import { type Channel, noAnswer, readLimit, type Sent, type Verdict } from "./channel.ts";
 import { slackMessage } from "./slack-message.ts";
 
 /**
@@ -69,7 +69,7 @@ export const slackChannel: Channel = {
         headers: { "content-type": "application/json", "user-agent": USER_AGENT },
         body,
         timeoutMs: ATTEMPT_TIMEOUT_MS,
-        maxBodyBytes: EXCERPT_BYTES,
+        maxBodyBytes: readLimit(EXCERPT_BYTES, secrets),
       });
       const verdict = judge(res.status, res.bodyExcerpt, res.headers["retry-after"]);
       return {

@@ -4,7 +4,7 @@ import { OutboundError } from "../errors.ts";
 import { ATTEMPT_TIMEOUT_MS } from "../outbound/http.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import type { SigningKeys } from "../signing/headers.ts";
-import { type Channel, noAnswer, type Sent } from "./channel.ts";
+import { type Channel, noAnswer, readLimit, type Sent } from "./channel.ts";
 
 /** Bytes of response body stored with an attempt. */
 export const EXCERPT_BYTES = 2048;
@@ -36,8 +36,7 @@ export const webhookChannel: Channel = {
         headers,
         body: claimed.payload,
         timeoutMs: ATTEMPT_TIMEOUT_MS,
-        // Read past the excerpt so a secret straddling its end is masked whole before the cut.
-        maxBodyBytes: EXCERPT_BYTES + 1024,
+        maxBodyBytes: readLimit(EXCERPT_BYTES, secrets),
       });
       const status = res.status;
       const ok = status >= 200 && status < 300;

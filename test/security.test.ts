@@ -1,0 +1,137 @@
+/**
+ * Holes found by probing the product as an attacker would, each reproduced and closed: a credential that
+ * follows its destination to another host, an organization revoking its last key, a receiver tolerance that
+ * accepts any timestamp, a long credential echoed past the masking. Real Postgres, Redis, the HTTP API,
+ * HTTPS receivers on loopback and the CLI as a process.
+ */
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { eq } from "drizzle-orm";
+import { deliveryAttempts } from "../src/db/schema.ts";
+import { verifyWebhook } from "../src/receiver/index.ts";
+import { assertApiError, startApiStack } from "./helpers/api.ts";
+import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
+import { runCli } from "./helpers/processes.ts";
+import { startReceiver } from "./helpers/receiver.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const WH = "/api/integrations/webhooks";
+
+describe("security", () => {
+  const baseline = handleBaseline();
+  after(async () => {
+    await assertNoOpenHandles(baseline);
+  });
+
+  test("a new host for a destination needs its credential again; the same host does not", async () => {
+    const s = await startApiStack({ worker: false });
+    try {
+      const created = await s.api.post(WH, {
+        url: "https://127.0.0.1:9/hook",
+        events: ["*"],
+        auth: { type: "bearer", credential: "tok-for-this-host" },
+      });
+      assert.equal(created.status, 201, created.text);
+      const id = created.json.id;
+      assertApiError(
+        await s.api.patch(`${WH}/${id}`, { url: "https://localhost:9/hook" }),
+        400,
+        "ErrCodeMissingRequiredField",
+        "body.auth.credential",
+      );
+      assert.equal((await s.api.get(`${WH}/${id}`)).json.url, "https://127.0.0.1:9/hook", "nothing changed");
+      const samePath = await s.api.patch(`${WH}/${id}`, { url: "https://127.0.0.1:9/other" });
+      assert.equal(samePath.status, 200, "the same host keeps its credential");
+      assert.equal(samePath.json.auth.credential_set, true);
+      const moved = await s.api.patch(`${WH}/${id}`, {
+        url: "https://localhost:9/hook",
+        auth: { type: "bearer", credential: "tok-for-the-new-host" },
+      });
+      assert.equal(moved.status, 200, moved.text);
+      const none = await s.api.post(WH, { url: "https://127.0.0.1:9/x", events: ["*"] });
+      assert.equal(
+        (await s.api.patch(`${WH}/${none.json.id}`, { url: "https://localhost:9/x" })).status,
+        200,
+        "no credential, nothing to follow",
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("the last admin key cannot be revoked; the CLI makes a new one", async () => {
+    const s = await startApiStack({ worker: false });
+    try {
+      const keys = await s.api.get("/api/keys");
+      assert.equal(keys.json.data.length, 1);
+      const only = keys.json.data[0].id;
+      assertApiError(await s.api.delete(`/api/keys/${only}`), 400, "ErrCodeBadRequest");
+      assert.equal((await s.api.get("/api/keys")).status, 200, "the key still works");
+
+      const second = await s.api.post("/api/keys", { name: "second" });
+      assert.equal((await s.api.delete(`/api/keys/${only}`)).status, 204, "with another key, it can go");
+      const viaSecond = s.api.as(second.json.api_key);
+      assertApiError(await viaSecond.delete(`/api/keys/${second.json.id}`), 400, "ErrCodeBadRequest");
+
+      const out = await runCli(["org", "key", "create", s.stack.org.slug], s.stack.env);
+      assert.equal(out.code, 0, out.stderr);
+      const made = JSON.parse(out.stdout) as { admin_api_key: string; key_id: string };
+      assert.match(made.key_id, /^key_/);
+      assert.equal((await s.api.as(made.admin_api_key).get("/api/keys")).json.data.length, 2);
+      const unknown = await runCli(["org", "key", "create", "no-such-org"], s.stack.env);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /no organization "no-such-org"/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("the receiver kit refuses a tolerance that would accept any timestamp", () => {
+    for (const toleranceSeconds of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+      assert.throws(
+        () => verifyWebhook({ secrets: ["whs_x"], headers: {}, body: "", toleranceSeconds }),
+        /toleranceSeconds must be a finite number/,
+        String(toleranceSeconds),
+      );
+    }
+  });
+
+  test("a 4,096-character credential echoed by a receiver never reaches the stored excerpt", async () => {
+    const credential = `c${"0123456789abcdef".repeat(256)}`.slice(0, 4096);
+    const r = await startReceiver({
+      // Echo what it was sent: some padding, then the Authorization header, then more.
+      behaviour: (q, res) =>
+        res.writeHead(500).end(`${"x".repeat(100)} ${q.headers.authorization} ${"y".repeat(100)}`),
+    });
+    const s = await startApiStack({ worker: true, env: { DELIVERY_RETRY_SCHEDULE: "" } });
+    try {
+      const created = await s.api.post(WH, {
+        url: r.url,
+        events: ["*"],
+        auth: { type: "bearer", credential },
+      });
+      assert.equal(created.status, 201, created.text);
+      const sent = await s.api.post(`${WH}/${created.json.id}/test`, { event: "test.webhook" });
+      const db = s.stack.rt.database.db;
+      await waitFor("the attempt stored", async () => {
+        const rows = await db
+          .select({ e: deliveryAttempts.responseExcerpt })
+          .from(deliveryAttempts)
+          .where(eq(deliveryAttempts.deliveryId, sent.json.delivery_id));
+        return rows.length > 0;
+      });
+      const [row] = await db
+        .select({ e: deliveryAttempts.responseExcerpt })
+        .from(deliveryAttempts)
+        .where(eq(deliveryAttempts.deliveryId, sent.json.delivery_id));
+      const excerpt = row?.e ?? "";
+      assert.ok(excerpt.startsWith(`${"x".repeat(100)} Bearer [redacted]`), excerpt.slice(0, 200));
+      for (let i = 0; i + 16 <= credential.length; i += 512) {
+        assert.ok(!excerpt.includes(credential.slice(i, i + 16)), `a piece of the credential at ${i} leaked`);
+      }
+    } finally {
+      await s.close();
+      await r.close();
+    }
+  });
+});
