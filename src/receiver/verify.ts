@@ -37,7 +37,7 @@ export interface VerifyOptions {
   secrets?: string[];
   /** Ed25519 public keys (base64 of the raw 32 bytes, `whpk_` prefix allowed) to accept `v1a` signatures from. */
   publicKeys?: string[];
-  /** How far the signed timestamp may be from `now`, either way, in seconds. Default 300. */
+  /** How far the signed timestamp may be from `now`, either way, in seconds: a finite number >= 0. Default 300. */
   toleranceSeconds?: number;
   /** The current time (a Date or Unix seconds). Default the clock. */
   now?: Date | number;
