@@ -265,9 +265,9 @@ describe("email destinations (a real SMTP server on loopback)", () => {
           .map((m) => m.mail.subject)
           .sort(),
         [
-          "[Test] [Escalation Shield] Destination disabled: mailto:lead@example.com",
-          "[Test] [Escalation Shield] Destination failing: mailto:lead@example.com",
-          "[Test] [Escalation Shield] Destination recovered: mailto:lead@example.com",
+          "[Test] [Escalation Shield] Destination disabled: mailto:…",
+          "[Test] [Escalation Shield] Destination failing: mailto:…",
+          "[Test] [Escalation Shield] Destination recovered: mailto:…",
         ],
       );
     } finally {

@@ -21,3 +21,19 @@ export const ALL_EVENTS = "*";
 export function subscribesTo(events: readonly string[], type: string): boolean {
   return events.includes(ALL_EVENTS) || events.includes(type);
 }
+
+/**
+ * A destination's address as operational events show it to every subscribed destination: the scheme and host
+ * only, path and query replaced by `/…` (a Slack-style URL carries its token in the path; a query may carry a
+ * key). `mailto:` addresses become `mailto:…`.
+ */
+export function eventUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "…";
+  }
+  if (u.protocol === "http:" || u.protocol === "https:") return `${u.origin}/…`;
+  return `${u.protocol}…`;
+}

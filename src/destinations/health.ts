@@ -11,7 +11,7 @@ import {
   walkCursor,
 } from "../delivery/outbox.ts";
 import { eventEnvelope } from "../delivery/payloads.ts";
-import { subscribesTo } from "./events.ts";
+import { eventUrl, subscribesTo } from "./events.ts";
 import { notDeleted } from "./store.ts";
 
 export type HealthEvent = "destination.failing" | "destination.disabled" | "destination.recovered";
@@ -108,7 +108,7 @@ export async function healthEventDeliveries(
         event,
         {
           webhook_id: before.webhookId,
-          url: before.url,
+          url: eventUrl(before.url),
           failing_since:
             event === "destination.recovered" ? null : (before.failingSince ?? now).toISOString(),
           reason,

@@ -1,7 +1,7 @@
 import type { NewDelivery } from "../delivery/outbox.ts";
 import { ALERT_EVENT, alertBody, alertIdempotencyKey, eventEnvelope } from "../delivery/payloads.ts";
 import { newId } from "../ids.ts";
-import type { EventType } from "./events.ts";
+import { type EventType, eventUrl } from "./events.ts";
 
 export interface TestEventTarget {
   orgId: string;
@@ -14,7 +14,7 @@ export interface TestEventTarget {
 
 /** Sample `data` of each envelope event, shaped like the real event so receivers can exercise their parsing. */
 function sampleData(event: Exclude<EventType, typeof ALERT_EVENT>, t: TestEventTarget, now: Date) {
-  const destination = { webhook_id: t.webhookId, url: t.webhookUrl };
+  const destination = { webhook_id: t.webhookId, url: eventUrl(t.webhookUrl) };
   const earlier = new Date(now.getTime() - 3_600_000).toISOString();
   switch (event) {
     case "test.webhook":
