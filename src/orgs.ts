@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { Executor } from "./db/client.ts";
 import { keysetPage, type Page, type PageOf } from "./db/paging.ts";
 import { apiKeys, organizations } from "./db/schema.ts";
@@ -115,4 +115,24 @@ export async function createKeyForSlug(
     .where(eq(organizations.slug, slug));
   if (!org) return undefined;
   return createAdminKey(db, org.id, "cli");
+}
+
+/** Most admin keys an organization holds at once (revoked ones do not count). */
+export const MAX_KEYS_PER_ORG = 50;
+
+/**
+ * The organization's keys that are not revoked, counted with the organization's row locked, so two creations
+ * at once cannot both pass a limit.
+ */
+export async function countLiveKeys(db: Executor, orgId: string): Promise<number> {
+  await db
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(eq(organizations.id, orgId))
+    .for("update");
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)));
+  return row?.n ?? 0;
 }

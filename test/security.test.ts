@@ -78,6 +78,15 @@ describe("security", () => {
       const made = JSON.parse(out.stdout) as { admin_api_key: string; key_id: string };
       assert.match(made.key_id, /^key_/);
       assert.equal((await s.api.as(made.admin_api_key).get("/api/keys")).json.data.length, 2);
+      // At most 50 live keys: the 51st is refused, and a revocation makes room again.
+      const admin = s.api.as(made.admin_api_key);
+      for (let i = (await admin.get("/api/keys")).json.data.length; i < 50; i++) {
+        assert.equal((await admin.post("/api/keys", { name: `k${i}` })).status, 201);
+      }
+      assertApiError(await admin.post("/api/keys", { name: "one too many" }), 400, "ErrCodeBadRequest");
+      assert.equal((await admin.get("/api/keys")).json.total, 50);
+      assert.equal((await admin.delete(`/api/keys/${second.json.id}`)).status, 204);
+      assert.equal((await admin.post("/api/keys", { name: "room again" })).status, 201);
       const unknown = await runCli(["org", "key", "create", "no-such-org"], s.stack.env);
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /no organization "no-such-org"/);

@@ -1,6 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { createAdminKey, listAdminKeys, revokeAdminKey } from "../../orgs.ts";
+import {
+  countLiveKeys,
+  createAdminKey,
+  listAdminKeys,
+  MAX_KEYS_PER_ORG,
+  revokeAdminKey,
+} from "../../orgs.ts";
 import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -66,7 +72,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app,
       schema: {
         tags: ["keys"],
         summary: "Create an admin API key",
-        description: "Returns the token once, in `api_key`.",
+        description: "Returns the token once, in `api_key`. An organization has at most 50 keys.",
         security: adminSecurity,
         querystring: NoQuery,
         body: KeyBody,
@@ -74,7 +80,18 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app,
       },
     },
     async (request, reply) => {
-      const key = await createAdminKey(db, adminOf(request).orgId, request.body.name);
+      const { orgId } = adminOf(request);
+      const key = await db.transaction(async (tx) => {
+        // Keys are not minted without limit: each is a credential to leak and, per key, a rate limit to multiply.
+        if ((await countLiveKeys(tx, orgId)) >= MAX_KEYS_PER_ORG) {
+          throw new ApiError(
+            400,
+            "ErrCodeBadRequest",
+            `an organization has at most ${MAX_KEYS_PER_ORG} admin keys; revoke one first`,
+          );
+        }
+        return createAdminKey(tx, orgId, request.body.name);
+      });
       request.log.info({ key: key.id }, "admin API key created");
       return reply.code(201).send({
         id: key.id,
