@@ -1,7 +1,9 @@
 /**
  * An example receiver of Escalation Shield webhooks, on node:http and the package's receiver kit:
  * verify the signature on the raw body, answer 2xx at once, then process in the background after
- * deduplicating on `Idempotency-Key` in Redis (so a retry is recognised even after a restart).
+ * deduplicating in Redis on the kit's `dedupeKey` (so a retry is recognised even after a restart). The key
+ * is covered by the signature: `Idempotency-Key` is not, so a captured request replayed with another one
+ * would pass a dedupe on it.
  *
  *   WEBHOOK_SECRET=whs_… npm run example:receiver
  *
@@ -48,11 +50,11 @@ async function rawBody(req: IncomingMessage, limit = 1024 * 1024): Promise<Buffe
 /** Where the real work goes (open a ticket, page someone…). Runs after the sender has its 2xx. */
 async function handle(event: string | undefined, key: string, body: Buffer): Promise<void> {
   if ((await deduper.check(key)) === "duplicate") {
-    log("duplicate", { idempotency_key: key, event });
+    log("duplicate", { dedupe_key: key, event });
     return;
   }
   const payload = JSON.parse(body.toString("utf8")) as { record?: { id?: string } };
-  log("processed", { idempotency_key: key, event, record: payload.record?.id ?? null });
+  log("processed", { dedupe_key: key, event, record: payload.record?.id ?? null });
 }
 
 const server = createServer((req, res) => {
@@ -70,15 +72,11 @@ const server = createServer((req, res) => {
           .end(JSON.stringify({ error: result.reason }));
         return;
       }
-      const key = req.headers["idempotency-key"];
-      if (typeof key !== "string" || key === "") {
-        res.writeHead(400, { "content-type": "application/json" }).end('{"error":"missing Idempotency-Key"}');
-        return;
-      }
+      const key = result.dedupeKey;
       // Answer first: the sender's attempt ends after 5 s, and slow work must not turn into retries.
       res.writeHead(202, { "content-type": "application/json" }).end('{"received":true}');
       handle(result.event, key, body).catch((err: unknown) =>
-        log("processing failed", { idempotency_key: key, error: String(err) }),
+        log("processing failed", { dedupe_key: key, error: String(err) }),
       );
     },
     () => {

@@ -10,6 +10,7 @@ import { webhooks } from "../src/db/schema.ts";
 import { retryNow } from "../src/delivery/outbox.ts";
 import { queueDeliveries } from "../src/delivery/queue.ts";
 import { createPostgresDeduper, createRedisDeduper, type SqlLike } from "../src/receiver/index.ts";
+import { signatureHeaders } from "../src/signing/headers.ts";
 import { attemptRows, deliveryRow, enqueueAlerts } from "./helpers/alerts.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { startPrivateRedis } from "./helpers/redis.ts";
@@ -88,7 +89,7 @@ describe("receiver kit: the example receiver", () => {
     assert.ok(alert);
     await waitFor("delivered", async () => (await deliveryRow(db, alert.id))?.status === "delivered");
     const processed = await waitFor("processed", () => receiver.lines.find((l) => l.msg === "processed"));
-    assert.equal(processed.idempotency_key, alert.key);
+    assert.equal(processed.dedupe_key, alert.id, "deduped on the signed webhook-id, the delivery id");
     assert.equal(processed.event, "escalation.alert");
     assert.equal((await attemptRows(db, alert.id))[0]?.httpStatus, 202);
 
@@ -102,7 +103,7 @@ describe("receiver kit: the example receiver", () => {
     assert.ok(ref);
     await queueDeliveries(stack.rt.deliveryQueue, [ref]);
     const duplicate = await waitFor("duplicate", () => receiver.lines.find((l) => l.msg === "duplicate"));
-    assert.equal(duplicate.idempotency_key, alert.key);
+    assert.equal(duplicate.dedupe_key, alert.id);
     const attempts = await waitFor("second attempt", async () => {
       const a = await attemptRows(db, alert.id);
       return a.length === 2 ? a : undefined;
@@ -131,6 +132,44 @@ describe("receiver kit: the example receiver", () => {
     await waitFor("rejected line", () =>
       receiver.lines.some((l) => l.msg === "rejected" && l.reason === "no_matching_signature"),
     );
+  });
+
+  test("a captured request replayed with other Idempotency-Keys is processed once, in both signature schemes", async () => {
+    const secret = "whs_replay-test-secret";
+    const receiver = await startExampleReceiver({ WEBHOOK_SECRET: secret, REDIS_URL: redis.url });
+    running.add(receiver);
+    try {
+      for (const scheme of ["standard", "timestamped-hex"] as const) {
+        const body = JSON.stringify({ id: `evt_replay_${scheme}`, event: "test.webhook", data: {} });
+        const signed = signatureHeaders(
+          { scheme, secret, previousSecret: null, ed25519SecretKey: null },
+          `del_replay_${scheme}`,
+          Math.floor(Date.now() / 1000),
+          body,
+        );
+        for (let i = 0; i < 4; i++) {
+          const res = await fetch(receiver.url, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...signed, "idempotency-key": `replay-${i}` },
+            body,
+          });
+          assert.equal(res.status, 202, `${scheme} replay ${i}`);
+        }
+        await waitFor(
+          `${scheme}: every replay handled`,
+          () =>
+            receiver.lines.filter((l) => l.msg === "processed" || l.msg === "duplicate").length ===
+            (scheme === "standard" ? 4 : 8),
+        );
+      }
+      const processed = receiver.lines.filter((l) => l.msg === "processed");
+      assert.equal(processed.length, 2, "one of the four, per scheme");
+      assert.equal(processed[0]?.dedupe_key, "del_replay_standard");
+      assert.match(String(processed[1]?.dedupe_key), /^sha256:[0-9a-f]{64}$/);
+    } finally {
+      await receiver.stop();
+      running.delete(receiver);
+    }
   });
 });
 

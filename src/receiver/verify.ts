@@ -1,4 +1,11 @@
-import { createHmac, createPublicKey, type KeyObject, timingSafeEqual, verify } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  createPublicKey,
+  type KeyObject,
+  timingSafeEqual,
+  verify,
+} from "node:crypto";
 
 /** The two signature formats Escalation Shield sends; told apart by the `webhook-signature` value. */
 export type SignatureScheme = "standard" | "timestamped-hex";
@@ -17,6 +24,14 @@ export type VerifyResult =
       scheme: SignatureScheme;
       /** `webhook-id`: the delivery id, the same on every retry of one delivery. */
       id: string;
+      /**
+       * What to deduplicate on: the same on every retry of one delivery, and covered by the signature, so a
+       * captured request replayed with other headers is still recognised. `webhook-id` for the standard
+       * scheme (it is signed); for `timestamped-hex`, whose signature covers only the timestamp and body,
+       * `sha256:` and the body's SHA-256 (a delivery's body is the same bytes on every attempt, and no two
+       * deliveries share one). Unlike `Idempotency-Key`, which no signature covers.
+       */
+      dedupeKey: string;
       /** The signed timestamp, Unix seconds. */
       timestamp: number;
       /** `webhook-event`. Not covered by the signature: trust the verified body's content over it. */
@@ -162,7 +177,7 @@ export function verifyWebhook(options: VerifyOptions): VerifyResult {
     return fail("malformed_signature", "webhook-signature holds no v1,<base64> or v1a,<base64> signature");
   }
   if (!matched) return fail("no_matching_signature", "no signature matches the given secrets or public keys");
-  return { ok: true, scheme: "standard", id, timestamp: ts, event };
+  return { ok: true, scheme: "standard", id, dedupeKey: id, timestamp: ts, event };
 }
 
 function verifyTimestampedHex(
@@ -193,5 +208,6 @@ function verifyTimestampedHex(
   let matched = false;
   for (const g of given) for (const e of expected) if (sameBytes(g, e)) matched = true;
   if (!matched) return fail("no_matching_signature", "no v1 signature matches the given secrets");
-  return { ok: true, scheme: "timestamped-hex", id, timestamp: ts, event };
+  const dedupeKey = `sha256:${createHash("sha256").update(body).digest("hex")}`;
+  return { ok: true, scheme: "timestamped-hex", id, dedupeKey, timestamp: ts, event };
 }
