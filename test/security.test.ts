@@ -95,6 +95,34 @@ describe("security", () => {
     }
   });
 
+  test("a blocked attempt's history names no address; the detail goes to the server log", async () => {
+    const s = await startApiStack({ worker: true, env: { DESTINATION_ALLOWLIST: "" } });
+    const logs = s.stack.logs;
+    try {
+      // localhost passes the API's check (it is a name) and resolves, through /etc/hosts, to a loopback address.
+      const created = await s.api.post(WH, { url: "https://localhost:9/hook", events: ["*"] });
+      assert.equal(created.status, 201, created.text);
+      const sent = await s.api.post(`${WH}/${created.json.id}/test`, { event: "test.webhook" });
+      const detail = async () =>
+        (await s.api.get(`${WH}/${created.json.id}/deliveries/${sent.json.delivery_id}`)).json.attempts as {
+          error_kind: string;
+          error_message: string;
+        }[];
+      await waitFor("the attempt stored", async () => (await detail()).length > 0);
+      const [attempt] = await detail();
+      assert.equal(attempt?.error_kind, "blocked");
+      assert.equal(attempt?.error_message, "destination resolves to a non-public address");
+      const history = await s.api.get(`${WH}/${created.json.id}/deliveries`);
+      assert.ok(!history.text.includes("127.0.0.1") && !history.text.includes("loopback"), history.text);
+      assert.ok(
+        logs.some((l) => l.includes("delivery blocked by the outbound guard") && l.includes("127.0.0.1")),
+        "the operator's log has the detail",
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   test("the receiver kit refuses a tolerance that would accept any timestamp", () => {
     for (const toleranceSeconds of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
       assert.throws(

@@ -57,12 +57,32 @@ export interface Channel {
   send(deps: ChannelDeps, claimed: ClaimedDelivery, startedAt: Date): Promise<Sent>;
 }
 
-/** What an attempt that got no answer (timeout, refused, blocked…) stores: the error with every secret masked. */
-export function noAnswer(err: OutboundError, secrets: (string | null)[], startedAt: Date): Sent {
+/** What a blocked attempt stores: which address a name resolved to is for the operator's log, not the tenant's history. */
+export const BLOCKED_MESSAGE = "destination resolves to a non-public address";
+
+/**
+ * What an attempt that got no answer (timeout, refused, blocked…) stores: the error with every secret masked.
+ * A blocked attempt stores only {@link BLOCKED_MESSAGE}; the guard's detail (the name, the private address it
+ * resolved to) goes to the server log, so the history is no map of the internal network.
+ */
+export function noAnswer(
+  deps: ChannelDeps,
+  claimed: ClaimedDelivery,
+  err: OutboundError,
+  secrets: (string | null)[],
+  startedAt: Date,
+): Sent {
+  const detail = maskSecrets(err.message, secrets).slice(0, 500);
+  if (err.kind === "blocked") {
+    deps.log.warn(
+      { delivery: claimed.id, webhook: claimed.webhookId, detail },
+      "delivery blocked by the outbound guard",
+    );
+  }
   return {
     status: null,
     errorKind: err.kind,
-    errorMessage: maskSecrets(err.message, secrets).slice(0, 500),
+    errorMessage: err.kind === "blocked" ? BLOCKED_MESSAGE : detail,
     responseExcerpt: null,
     durationMs: Date.now() - startedAt.getTime(),
     verdict: { kind: "retry", healthy: false },

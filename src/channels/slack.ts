@@ -83,7 +83,7 @@ export const slackChannel: Channel = {
     } catch (err) {
       if (!(err instanceof OutboundError)) throw err;
       // The URL is the secret: an error naming it must not carry it into the history.
-      return noAnswer(err, secrets, startedAt);
+      return noAnswer(deps, claimed, err, secrets, startedAt);
     }
   },
 };

@@ -58,7 +58,7 @@ export const webhookChannel: Channel = {
       };
     } catch (err) {
       if (!(err instanceof OutboundError)) throw err;
-      return noAnswer(err, secrets, startedAt);
+      return noAnswer(deps, claimed, err, secrets, startedAt);
     }
   },
 };
