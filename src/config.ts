@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { ConfigError } from "./errors.ts";
 import { allowlistEntryProblem, dnsServerProblem } from "./outbound/guard.ts";
 
@@ -55,6 +56,8 @@ export interface Config {
   pruneIntervalMs: number;
   /** The operator's SMTP server for email destinations; undefined: email destinations are refused. */
   smtp: SmtpConfig | undefined;
+  /** Proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client; empty: the socket's address. */
+  trustProxy: string[];
   /** Recipient domains email destinations may use (lower case); empty: any. */
   emailAllowedDomains: string[];
 }
@@ -255,6 +258,9 @@ export function loadConfig(env: Env = process.env): Config {
     recordRetentionMs: duration(env, "RECORD_RETENTION", "90d", 1000),
     pruneIntervalMs: nonZero("PRUNE_INTERVAL", duration(env, "PRUNE_INTERVAL", "1m", 1000)),
     smtp: smtp(env),
+    trustProxy: checkedList(env, "TRUST_PROXY", (entry) =>
+      isCidrOrAddress(entry) ? undefined : "is not an address or CIDR",
+    ),
     emailAllowedDomains: checkedList(env, "EMAIL_ALLOWED_DOMAINS", (d) =>
       /^[a-z0-9.-]+\.[a-z]{2,}$/i.test(d) ? undefined : "is not a domain name",
     ).map((d) => d.toLowerCase()),
@@ -264,4 +270,13 @@ export function loadConfig(env: Env = process.env): Config {
 /** A copy of this process's environment, for starting a child process of the product (the demo does). */
 export function inheritedEnvironment(): Record<string, string | undefined> {
   return { ...process.env };
+}
+
+/** `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`. */
+function isCidrOrAddress(entry: string): boolean {
+  const [address, bits, extra] = entry.split("/");
+  if (extra !== undefined || address === undefined || isIP(address) === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return Number.isInteger(n) && n >= 0 && n <= (isIP(address) === 4 ? 32 : 128);
 }

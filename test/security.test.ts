@@ -123,6 +123,61 @@ describe("security", () => {
     }
   });
 
+  test("1,000 requests with bad keys: 60 are heard, the rest refused before hashing, whatever X-Forwarded-For says", async () => {
+    const s = await startApiStack({ worker: false });
+    try {
+      const statuses = new Map<number, number>();
+      let retryAfter: string | undefined;
+      for (let i = 0; i < 1000; i++) {
+        const admin = i % 2 === 0;
+        const res = admin
+          ? await s.api.get("/api/keys", {
+              token: `esk_wrong${i}`,
+              headers: { "x-forwarded-for": `203.0.113.${i % 250}` },
+            })
+          : await s.api.request("POST", "/webhook/custom/all", {
+              token: null,
+              headers: { "api-key": `wrong${i}`, "x-forwarded-for": `198.51.100.${i % 250}` },
+              body: { records: [] },
+            });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status === 429) {
+          assert.equal(res.json.code, "ErrCodeRateLimited");
+          retryAfter = String(res.headers["retry-after"]);
+        }
+      }
+      assert.deepEqual(
+        Object.fromEntries(statuses),
+        { 401: 60, 429: 940 },
+        "admin and ingestion keys share the count",
+      );
+      assert.ok(Number(retryAfter) >= 1 && Number(retryAfter) <= 60, `Retry-After ${retryAfter}`);
+      // The limit is the client's: the right key from the same address waits out the minute too.
+      assert.equal((await s.api.get("/api/keys")).status, 429);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("with TRUST_PROXY, the address is the one the named proxy forwarded", async () => {
+    const s = await startApiStack({ worker: false, env: { TRUST_PROXY: "127.0.0.1" } });
+    try {
+      for (let i = 0; i < 60; i++) {
+        const res = await s.api.get("/api/keys", {
+          token: "esk_wrong",
+          headers: { "x-forwarded-for": "203.0.113.7" },
+        });
+        assert.equal(res.status, 401);
+      }
+      const blocked = await s.api.get("/api/keys", { headers: { "x-forwarded-for": "203.0.113.7" } });
+      assert.equal(blocked.status, 429, "203.0.113.7 is over its limit");
+      const other = await s.api.get("/api/keys", { headers: { "x-forwarded-for": "203.0.113.8" } });
+      assert.equal(other.status, 200, "another client behind the same proxy is not");
+    } finally {
+      await s.close();
+    }
+  });
+
   test("the receiver kit refuses a tolerance that would accept any timestamp", () => {
     for (const toleranceSeconds of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
       assert.throws(

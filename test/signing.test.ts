@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createPublicKey, verify as cryptoVerify } from "node:crypto";
+import { createHash, createPublicKey, verify as cryptoVerify } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { eq, sql } from "drizzle-orm";
@@ -105,6 +105,7 @@ describe("signed deliveries", () => {
       ok: true,
       scheme: "standard",
       id: h["webhook-id"],
+      dedupeKey: h["webhook-id"],
       timestamp: Number(h["webhook-timestamp"]),
       event: "escalation.alert",
     });
@@ -341,6 +342,7 @@ describe("signed deliveries", () => {
       ok: true,
       scheme: "timestamped-hex",
       id: req.headers["webhook-id"],
+      dedupeKey: `sha256:${createHash("sha256").update(req.body).digest("hex")}`,
       timestamp: Number(req.headers["webhook-timestamp"]),
       event: "escalation.alert",
     });

@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { Executor } from "../db/client.ts";
 import { findActiveAdminKey, hashToken } from "../orgs.ts";
+import type { AuthFailures } from "./auth-failures.ts";
 import { ApiError } from "./errors.ts";
 
 /** Who an admin request acts for: every query it makes is scoped to `orgId`. */
@@ -51,10 +52,13 @@ export async function authenticate(db: Executor, authorization: string | undefin
   return { keyId: key.keyId, orgId: key.orgId, orgSlug: key.orgSlug, tokenHash: key.tokenHash };
 }
 
-/** An `onRequest` hook that authenticates every route of the scope it is added to. */
-export function adminAuthHook(db: Executor) {
+/**
+ * An `onRequest` hook that authenticates every route of the scope it is added to; an address with too many
+ * failed authentications is refused before its key is hashed (see {@link AuthFailures}).
+ */
+export function adminAuthHook(db: Executor, failures: AuthFailures) {
   return async (request: FastifyRequest): Promise<void> => {
-    request.admin = await authenticate(db, request.headers.authorization);
+    request.admin = await failures.guard(request, () => authenticate(db, request.headers.authorization));
   };
 }
 

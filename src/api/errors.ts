@@ -29,10 +29,18 @@ export class ApiError extends Error {
   override name = "ApiError";
   readonly statusCode: number;
   readonly code: ErrorCode;
-  constructor(statusCode: number, code: ErrorCode, msg: string, options?: { cause?: unknown }) {
+  /** Sent as `Retry-After` (seconds) when set. */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    statusCode: number,
+    code: ErrorCode,
+    msg: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
     super(msg, options);
     this.statusCode = statusCode;
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -292,6 +300,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
   }
   if (apiError.statusCode === 401) void reply.header("www-authenticate", 'Bearer realm="escalation-shield"');
   if (apiError.statusCode === 503) void reply.header("retry-after", "5");
+  if (apiError.retryAfterSeconds !== undefined)
+    void reply.header("retry-after", String(apiError.retryAfterSeconds));
   return reply.code(apiError.statusCode).type("application/json; charset=utf-8").send(body);
 }
 

@@ -7,6 +7,7 @@ import addFormatsModule from "ajv-formats";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Runtime } from "../runtime.ts";
 import { adminAuthHook } from "./auth.ts";
+import { AuthFailures } from "./auth-failures.ts";
 import {
   ApiError,
   clientErrorHandler,
@@ -96,6 +97,9 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
     clientErrorHandler,
     // Long ids are refused as 414 before routing; ours are at most 64 characters.
     routerOptions: { maxParamLength: 100 },
+    // The client address (rate limits, failed-authentication counts) is the socket's unless the operator
+    // names the proxies in front: then X-Forwarded-For as those proxies wrote it.
+    trustProxy: rt.config.trustProxy.length > 0 ? rt.config.trustProxy : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompilers());
@@ -162,7 +166,10 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
       // JSON only: Fastify's built-in text/plain parser would hand handlers a string.
       api.removeContentTypeParser("text/plain");
       // Authentication first, so the rate limit can count per key rather than per address.
-      api.addHook("onRequest", adminAuthHook(rt.database.db));
+      api.addHook(
+        "onRequest",
+        adminAuthHook(rt.database.db, new AuthFailures(rt.redis, rt.config.queuePrefix)),
+      );
       // After onRequest (auth), before the body is read: an over-limit caller costs no parsing.
       await limitRequests(api, rt, {
         name: "admin",

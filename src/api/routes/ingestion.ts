@@ -9,6 +9,7 @@ import type { IngestionIssue, NormalizedRecord } from "../../ingestion/types.ts"
 import { validateBatch, validateRecord } from "../../ingestion/validate.ts";
 import { hashToken } from "../../orgs.ts";
 import type { Runtime } from "../../runtime.ts";
+import { AuthFailures } from "../auth-failures.ts";
 import { ApiError } from "../errors.ts";
 import { limitRequests } from "../rate-limit.ts";
 
@@ -162,7 +163,10 @@ export async function ingestionRoutes(app: FastifyInstance, { rt }: { rt: Runtim
 
   await app.register(async (scope) => {
     registerJsonParser(scope);
-    scope.addHook("onRequest", (request) => authenticateIngestion(rt, request));
+    const failures = new AuthFailures(rt.redis, rt.config.queuePrefix);
+    scope.addHook("onRequest", (request) =>
+      failures.guard(request, () => authenticateIngestion(rt, request)),
+    );
     await limitRequests(scope, rt, {
       name: "ingest",
       max: rt.config.ingestRateLimitPerMinute,
