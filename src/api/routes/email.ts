@@ -1,18 +1,20 @@
 import { Type } from "typebox";
 import { EMAIL_DEFAULT_RATE_PER_SECOND, type EmailSettings } from "../../channels/email.ts";
-import { DEFAULT_DIGEST_AFTER } from "../../delivery/digest.ts";
 import type { DestinationView } from "../../destinations/others.ts";
 import type { Runtime } from "../../runtime.ts";
 import { ApiError, invalidField } from "../errors.ts";
-import { iso, Nullable, Timestamp } from "../schemas.ts";
+import { Nullable } from "../schemas.ts";
 import {
   DestinationName,
-  DigestAfter,
   destinationRoutes,
   PATCH_BODY_OPTIONS,
+  presentShared,
   RateInput,
+  SharedViewFields,
+  sharedBodyFields,
+  sharedChanges,
+  sharedInput,
 } from "./other-destinations.ts";
-import { Events } from "./webhooks.ts";
 
 /** Recipients of one email destination, `to` and `cc` together. */
 const MAX_RECIPIENTS = 20;
@@ -22,29 +24,15 @@ const To = Type.Array(Address, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueIt
 const Cc = Type.Array(Address, { maxItems: MAX_RECIPIENTS, uniqueItems: true });
 const EmailRate = RateInput(`${EMAIL_DEFAULT_RATE_PER_SECOND} per second`);
 
+const shared = sharedBodyFields(EmailRate);
+
 const CreateBody = Type.Object(
-  {
-    name: Type.Optional(DestinationName),
-    to: To,
-    cc: Type.Optional(Cc),
-    events: Events,
-    enabled: Type.Optional(Type.Boolean({ default: true })),
-    rate_limit_per_second: EmailRate,
-    digest_after: DigestAfter,
-  },
+  { name: Type.Optional(DestinationName), to: To, cc: Type.Optional(Cc), ...shared.create },
   { additionalProperties: false },
 );
 
 const PatchBody = Type.Object(
-  {
-    name: Type.Optional(DestinationName),
-    to: Type.Optional(To),
-    cc: Type.Optional(Cc),
-    events: Type.Optional(Events),
-    enabled: Type.Optional(Type.Boolean()),
-    rate_limit_per_second: EmailRate,
-    digest_after: DigestAfter,
-  },
+  { name: Type.Optional(DestinationName), to: Type.Optional(To), cc: Type.Optional(Cc), ...shared.patch },
   PATCH_BODY_OPTIONS,
 );
 
@@ -54,13 +42,7 @@ const Email = Type.Object({
   name: Nullable(Type.String()),
   to: Type.Array(Type.String()),
   cc: Type.Array(Type.String()),
-  events: Type.Array(Type.String()),
-  enabled: Type.Boolean(),
-  rate_limit_per_second: Type.Number({ description: "The rate the destination is held to." }),
-  digest_after: Type.Integer({ description: "More alerts than this waiting go out as one digest." }),
-  disabled_reason: Nullable(Type.String()),
-  created_at: Timestamp(),
-  updated_at: Timestamp(),
+  ...SharedViewFields,
 });
 
 /**
@@ -112,26 +94,12 @@ export const emailRoutes = destinationRoutes({
       name: d.name,
       to: s.to,
       cc: s.cc,
-      events: d.events,
-      enabled: d.enabled,
-      rate_limit_per_second: d.rateLimitPerSecond ?? EMAIL_DEFAULT_RATE_PER_SECOND,
-      digest_after: d.digestAfter ?? DEFAULT_DIGEST_AFTER,
-      disabled_reason: d.disabledReason,
-      created_at: iso(d.createdAt) as string,
-      updated_at: iso(d.updatedAt) as string,
+      ...presentShared(d, EMAIL_DEFAULT_RATE_PER_SECOND),
     };
   },
   toInput(rt, b) {
     const settings = recipients(rt, b.to, b.cc ?? []);
-    return {
-      name: b.name ?? null,
-      shown: shown(settings),
-      settings,
-      events: b.events,
-      enabled: b.enabled ?? true,
-      rateLimitPerSecond: b.rate_limit_per_second ?? null,
-      digestAfter: b.digest_after ?? null,
-    };
+    return { ...sharedInput(b), shown: shown(settings), settings };
   },
   toChanges(rt, b, current) {
     const stored = (current.settings as EmailSettings | null) ?? { to: [], cc: [] };
@@ -139,14 +107,6 @@ export const emailRoutes = destinationRoutes({
       b.to === undefined && b.cc === undefined
         ? undefined
         : recipients(rt, b.to ?? stored.to, b.cc ?? stored.cc);
-    return {
-      name: b.name,
-      shown: settings && shown(settings),
-      settings,
-      events: b.events,
-      enabled: b.enabled,
-      rateLimitPerSecond: b.rate_limit_per_second,
-      digestAfter: b.digest_after,
-    };
+    return { ...sharedChanges(b), shown: settings && shown(settings), settings };
   },
 });

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { type Static, type TObject, Type } from "typebox";
+import { DEFAULT_DIGEST_AFTER } from "../../delivery/digest.ts";
 import { heldCounts } from "../../delivery/history.ts";
 import {
   createDestination,
@@ -15,9 +16,9 @@ import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
-import { adminSecurity, errorResponses, NoQuery, Nullable, PathId } from "../schemas.ts";
+import { adminSecurity, errorResponses, iso, NoQuery, Nullable, PathId, Timestamp } from "../schemas.ts";
 import { KINDS } from "./deliveries.ts";
-import { afterEnabledChange, checkEvents, Held } from "./webhooks.ts";
+import { afterEnabledChange, checkEvents, Events, Held } from "./webhooks.ts";
 
 /** An admin's label for a destination. */
 export const DestinationName = Nullable(Type.String({ minLength: 1, maxLength: 100 }));
@@ -52,6 +53,78 @@ export const DigestAfter = Type.Optional(
     }),
   ),
 );
+
+/** The body fields every kind other than webhooks shares, for its create and its PATCH body. */
+export function sharedBodyFields(rate: ReturnType<typeof RateInput>) {
+  return {
+    create: {
+      events: Events,
+      enabled: Type.Optional(Type.Boolean({ default: true })),
+      rate_limit_per_second: rate,
+      digest_after: DigestAfter,
+    },
+    patch: {
+      events: Type.Optional(Events),
+      enabled: Type.Optional(Type.Boolean()),
+      rate_limit_per_second: rate,
+      digest_after: DigestAfter,
+    },
+  };
+}
+
+/** The answer fields every kind other than webhooks shares, after its own. */
+export const SharedViewFields = {
+  events: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  rate_limit_per_second: Type.Number({ description: "The rate the destination is held to." }),
+  digest_after: Type.Integer({ description: "More alerts than this waiting go out as one digest." }),
+  disabled_reason: Nullable(Type.String()),
+  created_at: Timestamp(),
+  updated_at: Timestamp(),
+};
+
+/** {@link SharedViewFields} of one destination; `defaultRate` is its kind's rate when it sets none. */
+export function presentShared(d: DestinationView, defaultRate: number) {
+  return {
+    events: d.events,
+    enabled: d.enabled,
+    rate_limit_per_second: d.rateLimitPerSecond ?? defaultRate,
+    digest_after: d.digestAfter ?? DEFAULT_DIGEST_AFTER,
+    disabled_reason: d.disabledReason,
+    created_at: iso(d.createdAt) as string,
+    updated_at: iso(d.updatedAt) as string,
+  };
+}
+
+interface SharedBody {
+  name?: string | null;
+  events?: string[];
+  enabled?: boolean;
+  rate_limit_per_second?: number | null;
+  digest_after?: number | null;
+}
+
+/** What a create request's shared fields store (absent ones take their defaults). */
+export function sharedInput(b: SharedBody & { events: string[] }) {
+  return {
+    name: b.name ?? null,
+    events: b.events,
+    enabled: b.enabled ?? true,
+    rateLimitPerSecond: b.rate_limit_per_second ?? null,
+    digestAfter: b.digest_after ?? null,
+  };
+}
+
+/** What a PATCH's shared fields change (absent ones stay). */
+export function sharedChanges(b: SharedBody) {
+  return {
+    name: b.name,
+    events: b.events,
+    enabled: b.enabled,
+    rateLimitPerSecond: b.rate_limit_per_second,
+    digestAfter: b.digest_after,
+  };
+}
 
 /**
  * What one kind of destination other than webhooks (Slack, email) says about itself; {@link destinationRoutes}

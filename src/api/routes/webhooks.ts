@@ -370,15 +370,22 @@ export function afterEnabledChange(
   }
 }
 
-export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
-  const db = rt.database.db;
+/**
+ * A URL check by the outbound rules every kind of destination sends under (https only unless allowed, no
+ * private or metadata address, no user info); a refusal is a 400 naming `field`. Absent URLs pass.
+ */
+export function urlChecker(rt: Runtime, field: string): (url: string | undefined) => void {
   const policy = compilePolicy({ allowlist: rt.config.destinationAllowlist, dnsServers: [] });
-
-  const checkUrl = (url: string | undefined) => {
+  return (url) => {
     if (url === undefined) return;
     const problem = destinationUrlProblem(url, { allowHttp: rt.config.allowHttpDestinations, policy });
-    if (problem) throw invalidField("body.url", problem);
+    if (problem) throw invalidField(field, problem);
   };
+}
+
+export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
+  const db = rt.database.db;
+  const checkUrl = urlChecker(rt, "body.url");
 
   const tags = ["webhooks"];
   const security = adminSecurity;
