@@ -35,9 +35,9 @@ export class AuthFailures {
   /** Throws {@link TooManyAuthFailures} when `request`'s address is over the limit. */
   async check(request: FastifyRequest): Promise<void> {
     const key = this.prefix + request.ip;
-    const [count, ttl] = await Promise.all([this.redis.get(key), this.redis.pttl(key)]);
-    if (Number(count ?? 0) >= AUTH_FAILURES_PER_MINUTE) {
-      throw new TooManyAuthFailures(Math.max(1, Math.ceil(ttl / 1000)));
+    // One read per request; the window's remaining time only for an address that is refused.
+    if (Number((await this.redis.get(key)) ?? 0) >= AUTH_FAILURES_PER_MINUTE) {
+      throw new TooManyAuthFailures(Math.max(1, Math.ceil((await this.redis.pttl(key)) / 1000)));
     }
   }
 

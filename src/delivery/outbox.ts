@@ -176,7 +176,7 @@ export interface ClaimedDelivery {
   ratePerSecond: number | null;
   /** More alerts than this waiting make a digest (channels with digests); null: the default. */
   digestAfter: number | null;
-  /** The name of the automation that made an alert, while it exists; null for other events. */
+  /** The name of the automation that made an alert, while it exists, for kinds that render a message; null otherwise. */
   automationName: string | null;
   /** Start of the destination's current run of failures; null while healthy. */
   failingSince: Date | null;
@@ -216,7 +216,9 @@ export async function claimDeliveries(
       d.max_attempts, d.schedule_start, d.claim_token, w.kind, w.settings, w.url, w.auth_type, w.auth_header_name,
       w.credential_sealed, w.signing_secret_sealed, w.signature_scheme, w.ed25519_secret_key_sealed,
       w.max_in_flight, w.rate_limit_per_second, w.digest_after, w.failing_since,
-      (select a.name from automations a where a.id = d.automation_id) as automation_name,
+      -- Only channels that render a message show the automation's name; a webhook sends the payload as it is.
+      case when w.kind <> 'webhook' then (select a.name from automations a where a.id = d.automation_id) end
+        as automation_name,
       case when w.previous_secret_expires_at > now() then w.previous_signing_secret_sealed end
         as previous_signing_secret_sealed`);
   const claimed = new Map<string, ClaimedDelivery>();
