@@ -196,7 +196,7 @@ async function main(argv: string[]): Promise<number> {
             return 1;
           }
           process.stdout.write(
-            `${JSON.stringify({ slug: keySlug, key_id: key.id, admin_api_key: key.token })}\n`,
+            `${JSON.stringify({ id: key.orgId, slug: keySlug, admin_api_key: key.token })}\n`,
           );
         } finally {
           await close();

@@ -104,17 +104,18 @@ export async function revokeAdminKey(
   return "revoked";
 }
 
-/** A new admin key for the organization with this slug (named `cli`); undefined when there is none. */
+/** A new admin key (named `cli`) for the organization with this slug, and its id; undefined when there is none. */
 export async function createKeyForSlug(
   db: Executor,
   slug: string,
-): Promise<{ id: string; token: string } | undefined> {
+): Promise<{ orgId: string; token: string } | undefined> {
   const [org] = await db
     .select({ id: organizations.id })
     .from(organizations)
     .where(eq(organizations.slug, slug));
   if (!org) return undefined;
-  return createAdminKey(db, org.id, "cli");
+  const key = await createAdminKey(db, org.id, "cli");
+  return { orgId: org.id, token: key.token };
 }
 
 /** Most admin keys an organization holds at once (revoked ones do not count). */

@@ -75,8 +75,12 @@ describe("security", () => {
 
       const out = await runCli(["org", "key", "create", s.stack.org.slug], s.stack.env);
       assert.equal(out.code, 0, out.stderr);
-      const made = JSON.parse(out.stdout) as { admin_api_key: string; key_id: string };
-      assert.match(made.key_id, /^key_/);
+      const made = JSON.parse(out.stdout) as { id: string; slug: string; admin_api_key: string };
+      assert.deepEqual(
+        [made.id, made.slug],
+        [s.stack.org.id, s.stack.org.slug],
+        "the JSON line of org create",
+      );
       assert.equal((await s.api.as(made.admin_api_key).get("/api/keys")).json.data.length, 2);
       // At most 50 live keys: the 51st is refused, and a revocation makes room again.
       const admin = s.api.as(made.admin_api_key);
