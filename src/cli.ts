@@ -174,8 +174,16 @@ async function main(argv: string[]): Promise<number> {
       const box = loadSecretBox(config, log);
       const { db, close } = openDatabase(config.databaseUrl);
       try {
-        const count = await rotateSecrets(db, box);
-        log.info({ resealed: count, key: box.current.id }, "stored secrets re-sealed under SECRETS_KEY");
+        const report = await rotateSecrets(db, box);
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+        const unreadable = Object.keys(report.unreadable);
+        if (unreadable.length > 0) {
+          process.stderr.write(
+            `values sealed with key ${unreadable.join(", ")} were left as they are: neither SECRETS_KEY nor SECRETS_KEY_PREVIOUS opens them; set SECRETS_KEY_PREVIOUS to that key and run rotate-secrets-key again\n`,
+          );
+          return 1;
+        }
+        log.info(report, "stored secrets re-sealed under SECRETS_KEY");
       } finally {
         await close();
       }

@@ -7,8 +7,11 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { eq } from "drizzle-orm";
-import { deliveryAttempts } from "../src/db/schema.ts";
+import { deliveryAttempts, webhooks } from "../src/db/schema.ts";
 import { verifyWebhook } from "../src/receiver/index.ts";
+import { generateSecretsKey, SecretBox, secretsKeyFromBase64 } from "../src/secrets/box.ts";
+import { sealContext } from "../src/secrets/contexts.ts";
+import { rotateSecrets } from "../src/secrets/rotate.ts";
 import { assertApiError, startApiStack } from "./helpers/api.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { runCli } from "./helpers/processes.ts";
@@ -54,6 +57,60 @@ describe("security", () => {
         200,
         "no credential, nothing to follow",
       );
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a signing-secret rotation and a credential change landing between rotate-secrets-key's read and write survive it", async () => {
+    const s = await startApiStack({ worker: false });
+    try {
+      const db = s.stack.rt.database.db;
+      const oldKey = s.stack.rt.box.current;
+      const created = await s.api.post(WH, {
+        url: "https://127.0.0.1:9/hook",
+        events: ["*"],
+        auth: { type: "bearer", credential: "tok-before" },
+      });
+      assert.equal(created.status, 201, created.text);
+      const id = created.json.id as string;
+      const bystander = await s.api.post(WH, { url: "https://127.0.0.1:9/other", events: ["*"] });
+      // A value sealed under a key nobody configured: counted and left alone, not fatal.
+      const stranger = new SecretBox(secretsKeyFromBase64(generateSecretsKey()));
+      await db
+        .update(webhooks)
+        .set({ credentialSealed: stranger.seal("lost", sealContext.credential(bystander.json.id)) })
+        .where(eq(webhooks.id, bystander.json.id));
+
+      const box = new SecretBox(secretsKeyFromBase64(generateSecretsKey()), [oldKey]);
+      let emergency: string | undefined;
+      const report = await rotateSecrets(db, box, {
+        beforeWrite: async (webhookId) => {
+          if (webhookId !== id || emergency) return;
+          // The API process still seals under the old key, as it does until it is restarted.
+          const rotated = await s.api.post(`${WH}/${id}/rotate-secret`, {});
+          assert.equal(rotated.status, 200, rotated.text);
+          emergency = rotated.json.secret as string;
+          const patched = await s.api.patch(`${WH}/${id}`, {
+            auth: { type: "bearer", credential: "tok-after" },
+          });
+          assert.equal(patched.status, 200, patched.text);
+        },
+      });
+      assert.ok(emergency && emergency !== created.json.secret);
+      const [row] = await db.select().from(webhooks).where(eq(webhooks.id, id));
+      assert.ok(row?.credentialSealed);
+      const fresh = new SecretBox(box.current);
+      assert.equal(fresh.open(row.signingSecretSealed, sealContext.signingSecret(id)), emergency);
+      assert.equal(fresh.open(row.credentialSealed, sealContext.credential(id)), "tok-after");
+      assert.equal(report.reread, 1, "the changed row was read again");
+      assert.deepEqual(report.unreadable, { [stranger.current.id]: 1 });
+      assert.deepEqual(report.remaining, { [stranger.current.id]: 1 });
+      assert.equal(report.key, box.current.id);
+
+      // Run again: nothing left to re-seal but the value no key opens.
+      const again = await rotateSecrets(db, box);
+      assert.deepEqual([again.resealed, again.reread, again.remaining], [0, 0, { [stranger.current.id]: 1 }]);
     } finally {
       await s.close();
     }

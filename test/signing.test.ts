@@ -452,7 +452,7 @@ describe("signed deliveries", () => {
     assert.ok(await enableEd25519(db, stack.rt.box, stack.org.id, wh.id));
     const newKey = secretsKeyFromBase64(generateSecretsKey());
     const box = new SecretBox(newKey, [stack.rt.box.current]);
-    assert.ok((await rotateSecrets(db, box)) >= 5);
+    assert.ok((await rotateSecrets(db, box)).resealed >= 5);
     const [row] = await db.select().from(webhooks).where(eq(webhooks.id, wh.id));
     assert.ok(row?.previousSigningSecretSealed && row.ed25519SecretKeySealed && row.credentialSealed);
     const fresh = new SecretBox(newKey);
@@ -468,6 +468,7 @@ describe("signed deliveries", () => {
       64,
     );
     // Idempotent: nothing left under the old key.
-    assert.equal(await rotateSecrets(db, box), 0);
+    const again = await rotateSecrets(db, box);
+    assert.deepEqual([again.resealed, again.remaining], [0, {}]);
   });
 });
