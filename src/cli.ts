@@ -14,7 +14,7 @@ import { createKeyForSlug, createOrganization } from "./orgs.ts";
 import { eraseOrganization } from "./retention/erase.ts";
 import { isOutage, openRuntime, type Runtime } from "./runtime.ts";
 import { generateSecretsKey } from "./secrets/box.ts";
-import { loadSecretBox } from "./secrets/keys.ts";
+import { ensureDevelopmentKey, loadSecretBox } from "./secrets/keys.ts";
 import { rotateSecrets } from "./secrets/rotate.ts";
 
 const USAGE = `usage: escalation-shield <command>
@@ -171,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
       log.info("migrations applied");
       return 0;
     case "rotate-secrets-key": {
-      const box = loadSecretBox(config, log);
+      const box = loadSecretBox(config);
       const { db, close } = openDatabase(config.databaseUrl);
       try {
         const report = await rotateSecrets(db, box);
@@ -242,6 +242,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "serve": {
+      await ensureDevelopmentKey(config, log);
       const rt = openRuntime(config, log);
       const lifecycle = new Lifecycle(rt);
       lifecycle.add("api", await serveOrClose(() => startServer(rt), [rt]));
@@ -254,6 +255,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write("--only takes delivery or evaluator\n");
         return 2;
       }
+      await ensureDevelopmentKey(config, log);
       const rt = openRuntime(config, log);
       const lifecycle = new Lifecycle(rt);
       if (command === "start") {

@@ -2,8 +2,8 @@
 export class ConfigError extends Error {
   override name = "ConfigError";
   readonly variable: string;
-  constructor(variable: string, problem: string) {
-    super(`${variable} ${problem}`);
+  constructor(variable: string, problem: string, options?: ErrorOptions) {
+    super(`${variable} ${problem}`, options);
     this.variable = variable;
   }
 }

@@ -203,7 +203,7 @@ export function openRuntime(config: Config, rawLog: Logger = createLogger(config
     redis: () => pingRedis(redisRef.current as Redis),
   });
   const log = quietOutages(rawLog, isOutage, () => dependencies.suspect());
-  const box = loadSecretBox(config, log);
+  const box = loadSecretBox(config);
   const database = openDatabase(config.databaseUrl, { max: 20 });
   databaseRef.current = database;
   const http = createOutboundClient({

@@ -5,6 +5,9 @@
  * HTTPS receivers on loopback and the CLI as a process.
  */
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { eq } from "drizzle-orm";
 import { deliveryAttempts, webhooks } from "../src/db/schema.ts";
@@ -13,9 +16,11 @@ import { generateSecretsKey, SecretBox, secretsKeyFromBase64 } from "../src/secr
 import { sealContext } from "../src/secrets/contexts.ts";
 import { rotateSecrets } from "../src/secrets/rotate.ts";
 import { assertApiError, startApiStack } from "./helpers/api.ts";
+import { createTestDatabase, testEnv } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
-import { runCli } from "./helpers/processes.ts";
+import { runCli, startCli } from "./helpers/processes.ts";
 import { startReceiver } from "./helpers/receiver.ts";
+import { deletePrefix, freePort } from "./helpers/redis.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const WH = "/api/integrations/webhooks";
@@ -113,6 +118,64 @@ describe("security", () => {
       assert.deepEqual([again.resealed, again.reread, again.remaining], [0, 0, { [stranger.current.id]: 1 }]);
     } finally {
       await s.close();
+    }
+  });
+
+  test("no new development key file while the database holds secrets sealed with another key", async () => {
+    const database = await createTestDatabase();
+    const dir = mkdtempSync(join(tmpdir(), "es-keyfile-"));
+    const file = join(dir, "secrets.key");
+    const port = await freePort();
+    const { SECRETS_KEY: _none, ...env } = testEnv(database.url, {
+      SECRETS_KEY_FILE: file,
+      PORT: String(port),
+    });
+    try {
+      // An empty database: the file is made, and the warning says where and what production must do.
+      const first = startCli(["serve"], env);
+      await waitFor(
+        "the API",
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok,
+      );
+      assert.equal(await first.stop(), 0);
+      assert.ok(existsSync(file));
+      const warning = first.output.find((l) => l.includes("created a development key file"));
+      assert.ok(warning?.includes(file) && warning.includes("production must set SECRETS_KEY"), warning);
+      const keyId = secretsKeyFromBase64(readFileSync(file, "utf8").trim()).id;
+
+      const org = await runCli(["org", "create", "keyfile-org"], env);
+      assert.equal(org.code, 0, org.stderr);
+      const second = startCli(["serve"], env);
+      await waitFor(
+        "the API",
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok,
+      );
+      const created = await fetch(`http://127.0.0.1:${port}${WH}`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${JSON.parse(org.stdout).admin_api_key}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ url: "https://127.0.0.1:9/hook", events: ["*"] }),
+      });
+      assert.equal(created.status, 201);
+      assert.equal(await second.stop(), 0);
+
+      // The file is lost (a container restarted, another working directory): nothing starts, nothing is made.
+      rmSync(file);
+      for (const command of ["serve", "worker", "start"]) {
+        const out = await runCli([command], env);
+        assert.equal(out.code, 78, `${command}: ${out.stderr}`);
+        assert.match(
+          out.stderr,
+          new RegExp(`SECRETS_KEY is not set .*sealed with key ${keyId}.*Set SECRETS_KEY`),
+        );
+        assert.ok(!existsSync(file), `${command} made no key file`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await deletePrefix(env.REDIS_URL as string, env.QUEUE_PREFIX as string);
+      await database.drop();
     }
   });
 

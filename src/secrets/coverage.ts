@@ -5,15 +5,23 @@ import type { Executor } from "../db/client.ts";
 const MAX_NAMED = 5;
 
 /**
- * Ids of keys that stored destination secrets are sealed with but that are not among `keyIds` (this
- * process's SECRETS_KEY and SECRETS_KEY_PREVIOUS): a process started with the wrong key finds out here,
- * before any delivery is held for it. Reads only the envelopes' key id part; opens nothing.
+ * Ids of the keys stored destination secrets are sealed with, leaving out `except` (at most five), or none
+ * when the schema has not been migrated yet. With `except` = this process's SECRETS_KEY and
+ * SECRETS_KEY_PREVIOUS, a process started with the wrong key finds out here, before any delivery is held for
+ * it. Reads only the envelopes' key id part; opens nothing. An expired grace-period secret is not counted.
  */
-export async function missingKeyIds(db: Executor, keyIds: string[]): Promise<string[]> {
-  const known = sql.join(
-    keyIds.map((k) => sql`${k}`),
-    sql`, `,
+export async function sealedKeyIds(db: Executor, except: string[]): Promise<string[]> {
+  const [table] = await db.execute<{ present: boolean }>(
+    sql`select to_regclass('webhooks') is not null as present`,
   );
+  if (!table?.present) return [];
+  const leftOut =
+    except.length === 0
+      ? sql``
+      : sql`where key_id not in (${sql.join(
+          except.map((k) => sql`${k}`),
+          sql`, `,
+        )})`;
   const rows = await db.execute<{ key_id: string }>(sql`
     select distinct key_id from (
       select split_part(signing_secret_sealed, '.', 2) as key_id from webhooks
@@ -23,7 +31,7 @@ export async function missingKeyIds(db: Executor, keyIds: string[]): Promise<str
       union all select split_part(previous_signing_secret_sealed, '.', 2) from webhooks
         where previous_signing_secret_sealed is not null and previous_secret_expires_at > now()
     ) sealed
-    where key_id not in (${known})
+    ${leftOut}
     limit ${MAX_NAMED}`);
   return rows.map((r) => r.key_id);
 }

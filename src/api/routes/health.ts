@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { PROBE_TIMEOUT_MS, type Runtime } from "../../runtime.ts";
-import { missingKeyIds } from "../../secrets/coverage.ts";
+import { sealedKeyIds } from "../../secrets/coverage.ts";
 import { ApiError } from "../errors.ts";
 import { errorResponses, NoQuery } from "../schemas.ts";
 
@@ -52,7 +52,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
         throw new ApiError(503, "ErrCodeUnavailable", `not ready: ${failed.join(" and ")} unavailable`);
       }
       // A process that cannot open the stored secrets cannot sign a delivery or a test event.
-      const missing = await missingKeyIds(rt.database.db, rt.box.keyIds());
+      const missing = await sealedKeyIds(rt.database.db, rt.box.keyIds());
       if (missing.length > 0) {
         throw new ApiError(
           503,
