@@ -22,6 +22,8 @@ export interface Config {
   publicUrl: string;
   /** Hosts or CIDRs exempt from the private-address block. */
   destinationAllowlist: string[];
+  /** Hosts or CIDRs that ingested audio URLs may point at although not public; its own list, empty by default. */
+  audioFetchAllowlist: string[];
   allowHttpDestinations: boolean;
   /** `ip[:port]` resolvers for outbound DNS; empty means the system's. */
   dnsServers: string[];
@@ -240,6 +242,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: optionalInt(env, "METRICS_PORT", 0, 65535),
     publicUrl,
     destinationAllowlist: checkedList(env, "DESTINATION_ALLOWLIST", allowlistEntryProblem),
+    audioFetchAllowlist: checkedList(env, "AUDIO_FETCH_ALLOWLIST", allowlistEntryProblem),
     allowHttpDestinations: bool(env, "ALLOW_HTTP_DESTINATIONS", false),
     dnsServers: checkedList(env, "DNS_SERVERS", dnsServerProblem),
     queuePrefix: str(env, "QUEUE_PREFIX", "es"),

@@ -6,6 +6,7 @@ import { type EvaluationQueue, openEvaluationQueue } from "./automations/queue.t
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { type DeliveryQueue, openDeliveryQueue } from "./delivery/queue.ts";
+import { AudioChecker } from "./ingestion/audio-check.ts";
 import { createLogger, type Logger, quietOutages } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createOutboundClient, type OutboundClient } from "./outbound/http.ts";
@@ -183,6 +184,8 @@ export interface Runtime {
   database: Database;
   box: SecretBox;
   http: OutboundClient;
+  /** Ingestion's audio URL checks, under their own address policy and limits. */
+  audio: AudioChecker;
   /** Producer connection: fails fast so request handlers can answer 503. */
   redis: Redis;
   deliveryQueue: DeliveryQueue;
@@ -210,6 +213,7 @@ export function openRuntime(config: Config, rawLog: Logger = createLogger(config
     allowlist: config.destinationAllowlist,
     dnsServers: config.dnsServers,
   });
+  const audio = new AudioChecker({ allowlist: config.audioFetchAllowlist, dnsServers: config.dnsServers });
   const redis = openRedis(config.redisUrl, "producer");
   redisRef.current = redis;
   // Each reconnect attempt emits an error; the monitor says it once.
@@ -233,6 +237,7 @@ export function openRuntime(config: Config, rawLog: Logger = createLogger(config
     database,
     box,
     http,
+    audio,
     redis,
     deliveryQueue,
     evaluationQueue,
@@ -244,6 +249,7 @@ export function openRuntime(config: Config, rawLog: Logger = createLogger(config
       await deliveryQueue.close();
       await evaluationQueue.close();
       await http.close();
+      await audio.close();
       redis.disconnect();
       // Queries waiting for a Postgres that is down would only hold the close up for the full timeout.
       await database.close(dependencies.isUp("postgres") ? 5 : 1);

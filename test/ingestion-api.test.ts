@@ -38,7 +38,7 @@ describe("feedback ingestion over HTTP", () => {
     )[0]?.n ?? 0;
 
   before(async () => {
-    s = await startApiStack({ worker: false });
+    s = await startApiStack({ worker: false, env: { AUDIO_FETCH_ALLOWLIST: "127.0.0.1" } });
     const res = await s.api.post("/api/integrations/feedback", { display_name: "ZendeskSupport" });
     assert.equal(res.status, 201, res.text);
     key = res.json.api_key;
@@ -220,16 +220,16 @@ describe("feedback ingestion over HTTP", () => {
       await ingest({ records: [rec("a-1", `${base}/page.mp3`)] }),
       400,
       "ErrCodeInvalidFieldFormat",
-      "audioURL",
+      "audioURL: not audio",
     );
     assertApiError(
       await ingest({ records: [rec("a-2", `${base}/missing.mp3`)] }),
       400,
       "ErrCodeInvalidFieldFormat",
-      "404",
+      "audioURL: not reachable",
     );
     const res = await ingest({ records: [rec("a-3", "https://10.255.255.1/call.mp3")] });
-    assertApiError(res, 400, "ErrCodeInvalidFieldFormat", "audioURL");
+    assertApiError(res, 400, "ErrCodeInvalidFieldFormat", "audioURL: not allowed");
     assert.equal(await stored(), before);
     const fetched = audio.requests.length;
     const ok = await ingest({ records: [rec("a-4", `${base}/good.mp3`)] });

@@ -67,15 +67,18 @@ const NEXT_ADDRESS_CODES = new Set([
 /**
  * Builds the client. `connections` caps sockets per origin (default: no cap, so several destinations on
  * one host never queue for each other's sockets inside the time limit; the callers' concurrency bounds
- * the total). Keep-alive sockets are reused for 4 s of idleness, under the usual 5 s server keep-alive,
- * so a reused socket is rarely closed under us.
+ * the total). `timeoutMs` is the longest any request of this client may take, in milliseconds (default
+ * {@link ATTEMPT_TIMEOUT_MS}; a request's own `timeoutMs` can only be shorter). Keep-alive sockets are
+ * reused for 4 s of idleness, under the usual 5 s server keep-alive, so a reused socket is rarely closed
+ * under us.
  */
 export function createOutboundClient(
   policy: AddressPolicy,
-  options: { connections?: number } = {},
+  options: { connections?: number; timeoutMs?: number } = {},
 ): OutboundClient {
   const compiled = compilePolicy(policy);
-  const tcpTls = buildConnector({ timeout: ATTEMPT_TIMEOUT_MS });
+  const longest = options.timeoutMs ?? ATTEMPT_TIMEOUT_MS;
+  const tcpTls = buildConnector({ timeout: longest });
   type Connect = Parameters<typeof tcpTls>;
   // Every address here has passed the policy; the name stays in `host` for SNI and the identity check.
   const connectTo = (opts: Connect[0], addresses: string[], callback: Connect[1], at = 0): void => {
@@ -97,8 +100,8 @@ export function createOutboundClient(
     connections: options.connections ?? null,
     keepAliveTimeout: 4000,
     keepAliveMaxTimeout: 4000,
-    headersTimeout: ATTEMPT_TIMEOUT_MS,
-    bodyTimeout: ATTEMPT_TIMEOUT_MS,
+    headersTimeout: longest,
+    bodyTimeout: longest,
     connect(opts, callback) {
       resolveCheckedAll(compiled, opts.hostname).then(
         (addresses) => connectTo(opts, addresses, callback),
@@ -110,7 +113,8 @@ export function createOutboundClient(
   return {
     async send(req) {
       const started = performance.now();
-      const signal = AbortSignal.timeout(req.timeoutMs ?? ATTEMPT_TIMEOUT_MS);
+      // AbortSignal.timeout takes whole milliseconds only.
+      const signal = AbortSignal.timeout(Math.ceil(Math.min(req.timeoutMs ?? ATTEMPT_TIMEOUT_MS, longest)));
       const limit = req.maxBodyBytes ?? 2048;
       try {
         const url = outboundUrl(req.url);
