@@ -22,8 +22,11 @@ export type OutboundErrorKind = "timeout" | "dns" | "refused" | "reset" | "tls" 
 export class OutboundError extends Error {
   override name = "OutboundError";
   readonly kind: OutboundErrorKind;
-  constructor(kind: OutboundErrorKind, message: string, options?: { cause?: unknown }) {
+  /** The system error code behind it (`ENOTFOUND`, `ECONNREFUSED`…), when there was one. */
+  readonly code: string | undefined;
+  constructor(kind: OutboundErrorKind, message: string, options?: { cause?: unknown; code?: string }) {
     super(message, options);
     this.kind = kind;
+    this.code = options?.code || undefined;
   }
 }

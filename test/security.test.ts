@@ -21,6 +21,7 @@ import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { runCli, startCli } from "./helpers/processes.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { deletePrefix, freePort } from "./helpers/redis.ts";
+import { startTestDns } from "./helpers/ssrf.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const WH = "/api/integrations/webhooks";
@@ -219,31 +220,51 @@ describe("security", () => {
     }
   });
 
-  test("a blocked attempt's history names no address; the detail goes to the server log", async () => {
-    const s = await startApiStack({ worker: true, env: { DESTINATION_ALLOWLIST: "" } });
+  test("delivery history reads the same for an internal name, a missing name and a loopback name; the detail goes to the server log", async () => {
+    const dns = await startTestDns({ "internal.test": ["10.1.2.3"] });
+    const s = await startApiStack({
+      worker: true,
+      env: { DESTINATION_ALLOWLIST: "", DNS_SERVERS: dns.server },
+    });
     const logs = s.stack.logs;
     try {
-      // localhost passes the API's check (it is a name) and resolves, through /etc/hosts, to a loopback address.
-      const created = await s.api.post(WH, { url: "https://localhost:9/hook", events: ["*"] });
-      assert.equal(created.status, 201, created.text);
-      const sent = await s.api.post(`${WH}/${created.json.id}/test`, { event: "test.webhook" });
-      const detail = async () =>
-        (await s.api.get(`${WH}/${created.json.id}/deliveries/${sent.json.delivery_id}`)).json.attempts as {
-          error_kind: string;
-          error_message: string;
-        }[];
-      await waitFor("the attempt stored", async () => (await detail()).length > 0);
-      const [attempt] = await detail();
-      assert.equal(attempt?.error_kind, "blocked");
-      assert.equal(attempt?.error_message, "destination resolves to a non-public address");
-      const history = await s.api.get(`${WH}/${created.json.id}/deliveries`);
-      assert.ok(!history.text.includes("127.0.0.1") && !history.text.includes("loopback"), history.text);
-      assert.ok(
-        logs.some((l) => l.includes("delivery blocked by the outbound guard") && l.includes("127.0.0.1")),
-        "the operator's log has the detail",
-      );
+      const attemptOf = async (url: string) => {
+        const created = await s.api.post(WH, { url, events: ["*"] });
+        assert.equal(created.status, 201, created.text);
+        const sent = await s.api.post(`${WH}/${created.json.id}/test`, { event: "test.webhook" });
+        const detail = async () =>
+          (await s.api.get(`${WH}/${created.json.id}/deliveries/${sent.json.delivery_id}`)).json.attempts as {
+            error_kind: string;
+            error_message: string;
+          }[];
+        await waitFor("the attempt stored", async () => (await detail()).length > 0);
+        const history = await s.api.get(`${WH}/${created.json.id}/deliveries/${sent.json.delivery_id}`);
+        const [attempt] = await detail();
+        return { kind: attempt?.error_kind, message: attempt?.error_message, text: history.text };
+      };
+      // localhost resolves through /etc/hosts to loopback; internal.test through DNS to a private address.
+      const seen = [
+        await attemptOf("https://localhost:9/hook"),
+        await attemptOf("https://internal.test/hook"),
+        await attemptOf("https://missing.test/hook"),
+      ];
+      for (const a of seen) {
+        assert.deepEqual(
+          [a.kind, a.message],
+          ["blocked", "destination does not resolve to a public address"],
+        );
+        for (const leak of ["127.0.0.1", "loopback", "10.1.2.3", "private", "ENOTFOUND"])
+          assert.ok(!a.text.includes(leak), `the history names ${leak}: ${a.text}`);
+      }
+      const operator = logs.filter((l) => l.includes("delivery blocked by the outbound guard"));
+      for (const detail of ["127.0.0.1", "10.1.2.3", "ENOTFOUND"])
+        assert.ok(
+          operator.some((l) => l.includes(detail)),
+          `the operator's log has ${detail}`,
+        );
     } finally {
       await s.close();
+      await dns.close();
     }
   });
 

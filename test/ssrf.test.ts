@@ -391,7 +391,7 @@ describe("outbound safety: deliveries and test deliveries to forbidden destinati
       assert.equal(a.errorKind, "blocked", `${name}: ${a.errorKind} ${a.errorMessage}`);
       assert.equal(a.httpStatus, null, name);
       // The history says only that it was blocked: which address a name resolved to is the operator's to know.
-      assert.equal(a.errorMessage, "destination resolves to a non-public address", name);
+      assert.equal(a.errorMessage, "destination does not resolve to a public address", name);
       assert.ok(a.durationMs < 1000, `${name} took ${a.durationMs} ms: refused before any connect`);
     }
     const sample = attempts.find((a) =>

@@ -57,13 +57,21 @@ export interface Channel {
   send(deps: ChannelDeps, claimed: ClaimedDelivery, startedAt: Date): Promise<Sent>;
 }
 
-/** What a blocked attempt stores: which address a name resolved to is for the operator's log, not the tenant's history. */
-export const BLOCKED_MESSAGE = "destination resolves to a non-public address";
+/**
+ * What an attempt to a name with no public address stores, whether the name resolved to non-public addresses
+ * (the guard refused it) or did not resolve at all: told apart, the two would let a tenant admin find out
+ * which internal names exist. The operator's log has which it was.
+ */
+export const BLOCKED_MESSAGE = "destination does not resolve to a public address";
+
+/** Resolver answers meaning "no such name" (not a resolver that failed, which is worth telling apart). */
+const NO_SUCH_NAME = new Set(["ENOTFOUND", "ENODATA"]);
 
 /**
  * What an attempt that got no answer (timeout, refused, blocked…) stores: the error with every secret masked.
- * A blocked attempt stores only {@link BLOCKED_MESSAGE}; the guard's detail (the name, the private address it
- * resolved to) goes to the server log, so the history is no map of the internal network.
+ * A blocked attempt, and one to a name that does not exist, store kind `blocked` and only
+ * {@link BLOCKED_MESSAGE}; the detail (the name, the private address it resolved to) goes to the server log,
+ * so the history is no map of the internal network.
  */
 export function noAnswer(
   deps: ChannelDeps,
@@ -73,16 +81,17 @@ export function noAnswer(
   startedAt: Date,
 ): Sent {
   const detail = maskSecrets(err.message, secrets).slice(0, 500);
-  if (err.kind === "blocked") {
+  const unresolvable = err.kind === "blocked" || (err.kind === "dns" && NO_SUCH_NAME.has(err.code ?? ""));
+  if (unresolvable) {
     deps.log.warn(
-      { delivery: claimed.id, webhook: claimed.webhookId, detail },
+      { delivery: claimed.id, webhook: claimed.webhookId, kind: err.kind, detail },
       "delivery blocked by the outbound guard",
     );
   }
   return {
     status: null,
-    errorKind: err.kind,
-    errorMessage: err.kind === "blocked" ? BLOCKED_MESSAGE : detail,
+    errorKind: unresolvable ? "blocked" : err.kind,
+    errorMessage: unresolvable ? BLOCKED_MESSAGE : detail,
     responseExcerpt: null,
     durationMs: Date.now() - startedAt.getTime(),
     verdict: { kind: "retry", healthy: false },

@@ -183,5 +183,5 @@ function toOutboundError(err: unknown, signal: AbortSignal): OutboundError {
   else if (TLS_CODES.test(code)) kind = "tls";
   const message =
     kind === "timeout" ? "no complete response within the time limit" : (e.message ?? String(err));
-  return new OutboundError(kind, message, { cause: err });
+  return new OutboundError(kind, message, { cause: err, code });
 }

@@ -176,8 +176,9 @@ export class CachingResolver {
         const addresses = { v4: got.v4 ?? [], v6: got.v6 ?? [] };
         if (addresses.v4.length + addresses.v6.length === 0) {
           const err = errors.v4 ?? errors.v6;
-          const code = (err as { code?: string } | undefined)?.code ?? "no address";
-          reject(new OutboundError("dns", `could not resolve ${host}: ${code}`, { cause: err }));
+          // Both questions answered with no address at all reads as ENODATA, as the system resolver says it.
+          const code = (err as { code?: string } | undefined)?.code ?? "ENODATA";
+          reject(new OutboundError("dns", `could not resolve ${host}: ${code}`, { cause: err, code }));
           return;
         }
         if (ttlMs > 0) {
