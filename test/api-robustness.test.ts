@@ -6,7 +6,13 @@ import { startServer } from "../src/api/server.ts";
 import { createLogger } from "../src/log.ts";
 import { createOrganization } from "../src/orgs.ts";
 import { openRuntime } from "../src/runtime.ts";
-import { type ApiResponse, type ApiStack, assertApiError, startApiStack } from "./helpers/api.ts";
+import {
+  type ApiResponse,
+  type ApiStack,
+  assertApiError,
+  secondOrganization,
+  startApiStack,
+} from "./helpers/api.ts";
 import { createTestDatabase, testConfig, testEnv } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { startPrivateRedis } from "./helpers/redis.ts";
@@ -480,6 +486,26 @@ describe("admin API rate limit", () => {
       keys.every((k) => !k.includes(s.api.token) && !k.includes(other.token)),
       "keyed by hash, not token",
     );
+  });
+
+  test("minting keys does not multiply the budget: an organization gets three times the per-key limit", async () => {
+    const { createAdminKey } = await import("../src/orgs.ts");
+    const org = await secondOrganization(s.stack, `rl-${Date.now().toString(36)}`);
+    const keys = await s.stack.rt.database.db.transaction(async (tx) => {
+      const made = [];
+      for (let i = 0; i < 3; i++) made.push((await createAdminKey(tx, org.id, `k${i}`)).token);
+      return made;
+    });
+    const tokens = [org.adminApiKey, ...keys];
+    // Three keys spend five requests each: fifteen, the organization's whole budget.
+    for (const token of tokens.slice(0, 3))
+      for (let i = 0; i < 5; i++) assert.equal((await s.api.as(token).get("/api/keys")).status, 200);
+    const fourth = await s.api.as(tokens[3] as string).get("/api/keys");
+    assertApiError(fourth, 429, "ErrCodeRateLimited", "per organization");
+    assert.ok(Number(fourth.headers["retry-after"]) > 0);
+    // Another organization is not held back by this one.
+    const elsewhere = await secondOrganization(s.stack, `rl2-${Date.now().toString(36)}`);
+    assert.equal((await s.api.as(elsewhere.adminApiKey).get("/api/keys")).status, 200);
   });
 });
 

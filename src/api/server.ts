@@ -86,6 +86,9 @@ function markOptionalBodies<T extends { paths?: object }>(doc: T): T {
  * (and a UI at `/docs`), `/healthz` / `/readyz`, Prometheus `/metrics`, and the public key URLs
  * `/webhooks/:id/public-key`. Every error answers `{msg, code, referenceID}`.
  */
+/** An organization's admin requests per minute, as a multiple of the per-key limit. */
+const ORG_LIMIT_MULTIPLE = 3;
+
 export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: rt.log,
@@ -178,18 +181,29 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
         key: (request) => request.admin?.tokenHash ?? request.ip,
         hook: "preParsing",
       });
-      await api.register(keyRoutes, { rt });
-      await api.register(eventTypeRoutes, { rt });
-      await api.register(webhookRoutes, { rt });
-      await api.register(signingKeyRoutes, { rt });
-      await api.register(slackRoutes, { rt });
-      await api.register(emailRoutes, { rt });
-      for (const kind of ["webhook", "slack", "email"] as const) {
-        await api.register(deliveryRoutes, { rt, kind });
-      }
-      await api.register(automationRoutes, { rt });
-      await api.register(feedbackRoutes, { rt });
-      await api.register(recordRoutes, { rt });
+      // A scope of its own: the plugin registers once per scope. Keys are minted by the organization
+      // itself, so without this one many keys would each get the full per-key limit.
+      await api.register(async (org) => {
+        await limitRequests(org, rt, {
+          name: "admin-org",
+          max: rt.config.adminRateLimitPerMinute * ORG_LIMIT_MULTIPLE,
+          per: "organization",
+          key: (request) => request.admin?.orgId ?? request.ip,
+          hook: "preParsing",
+        });
+        await org.register(keyRoutes, { rt });
+        await org.register(eventTypeRoutes, { rt });
+        await org.register(webhookRoutes, { rt });
+        await org.register(signingKeyRoutes, { rt });
+        await org.register(slackRoutes, { rt });
+        await org.register(emailRoutes, { rt });
+        for (const kind of ["webhook", "slack", "email"] as const) {
+          await org.register(deliveryRoutes, { rt, kind });
+        }
+        await org.register(automationRoutes, { rt });
+        await org.register(feedbackRoutes, { rt });
+        await org.register(recordRoutes, { rt });
+      });
     },
     { prefix: "/api" },
   );
