@@ -198,7 +198,7 @@ async function main(argv: string[]): Promise<number> {
         }
         const { db, close } = openDatabase(config.databaseUrl);
         try {
-          const key = await createKeyForSlug(db, keySlug);
+          const key = await db.transaction((tx) => createKeyForSlug(tx, keySlug));
           if (!key) {
             process.stderr.write(`no organization "${keySlug}"\n`);
             return 1;

@@ -54,6 +54,8 @@ export interface Config {
   deliveryRetentionMs: number;
   /** How long records and their analyses are kept after they were stored, in ms; 0 keeps them. Default 90 days. */
   recordRetentionMs: number;
+  /** How long audit events are kept, in ms; 0 keeps them. Default 365 days. */
+  auditRetentionMs: number;
   /** How often a worker process prunes (one process at a time), in ms. Default 1 minute. */
   pruneIntervalMs: number;
   /** The operator's SMTP server for email destinations; undefined: email destinations are refused. */
@@ -259,6 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
     disableAfterMs: int(env, "DESTINATION_DISABLE_AFTER_S", 5 * 86400, 1, 365 * 86400) * 1000,
     deliveryRetentionMs: duration(env, "DELIVERY_RETENTION", "30d", 1000),
     recordRetentionMs: duration(env, "RECORD_RETENTION", "90d", 1000),
+    auditRetentionMs: duration(env, "AUDIT_RETENTION", "365d", 1000),
     pruneIntervalMs: nonZero("PRUNE_INTERVAL", duration(env, "PRUNE_INTERVAL", "1m", 1000)),
     smtp: smtp(env),
     trustProxy: checkedList(env, "TRUST_PROXY", (entry) =>

@@ -13,7 +13,8 @@ export type IdPrefix =
   | "fbi"
   | "rec"
   | "evt"
-  | "clm";
+  | "clm"
+  | "aud";
 
 const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { and, eq, isNull, sql } from "drizzle-orm";
+import { recordChange } from "./audit/log.ts";
 import type { Executor } from "./db/client.ts";
 import { keysetPage, type Page, type PageOf } from "./db/paging.ts";
-import { apiKeys, organizations } from "./db/schema.ts";
+import { apiKeys, type KeyScope, organizations } from "./db/schema.ts";
 import { newId, newToken } from "./ids.ts";
 
 /** Slugs appear in alert payloads and record URLs, so they stay URL-safe. */
@@ -13,16 +14,17 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-/** Creates an admin API key; the token is returned once and only its hash is kept. */
+/** Creates an admin API key (`scope` default `admin`); the token is returned once and only its hash is kept. */
 export async function createAdminKey(
   db: Executor,
   orgId: string,
   name: string,
+  scope: KeyScope = "admin",
 ): Promise<{ id: string; token: string; createdAt: Date }> {
   const token = newToken("esk_");
   const [row] = await db
     .insert(apiKeys)
-    .values({ id: newId("key"), orgId, name, tokenHash: hashToken(token) })
+    .values({ id: newId("key"), orgId, name, scope, tokenHash: hashToken(token) })
     .returning({ id: apiKeys.id, createdAt: apiKeys.createdAt });
   if (!row) throw new Error("insert returned no row");
   return { id: row.id, token, createdAt: row.createdAt };
@@ -39,6 +41,7 @@ export async function createOrganization(
   const id = newId("org");
   await db.insert(organizations).values({ id, slug });
   const key = await createAdminKey(db, id, "initial admin key");
+  await auditKeyMadeOutsideApi(db, id, { id: key.id, name: "initial admin key", createdAt: key.createdAt });
   return { id, slug, adminApiKey: key.token };
 }
 
@@ -46,11 +49,14 @@ export async function createOrganization(
 export async function findActiveAdminKey(
   db: Executor,
   tokenHash: string,
-): Promise<{ keyId: string; tokenHash: string; orgId: string; orgSlug: string } | undefined> {
+): Promise<
+  { keyId: string; tokenHash: string; scope: KeyScope; orgId: string; orgSlug: string } | undefined
+> {
   const [row] = await db
     .select({
       keyId: apiKeys.id,
       tokenHash: apiKeys.tokenHash,
+      scope: apiKeys.scope,
       orgId: organizations.id,
       orgSlug: organizations.slug,
     })
@@ -66,12 +72,12 @@ export async function listAdminKeys(
   orgId: string,
   pageOf: PageOf,
   perPage: number,
-): Promise<Page<{ id: string; name: string; createdAt: Date }>> {
+): Promise<Page<{ id: string; name: string; scope: KeyScope; createdAt: Date }>> {
   return keysetPage(
     db,
     {
       table: apiKeys,
-      columns: { id: apiKeys.id, name: apiKeys.name, createdAt: apiKeys.createdAt },
+      columns: { id: apiKeys.id, name: apiKeys.name, scope: apiKeys.scope, createdAt: apiKeys.createdAt },
       createdAt: apiKeys.createdAt,
       id: apiKeys.id,
       where: and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)),
@@ -82,40 +88,69 @@ export async function listAdminKeys(
   );
 }
 
+/** A key as the API shows it (never the token). */
+export interface KeyView {
+  id: string;
+  name: string;
+  scope: KeyScope;
+  createdAt: Date;
+}
+
 /**
- * Revokes one of the organization's admin keys; it is refused from the next request on. `"none"` when there is
- * no such key, `"last"` when it is the organization's last one (an organization without a key could only be
- * reached again through the CLI), `"revoked"` otherwise. Two revocations at once cannot both pass the check:
- * the organization's keys are locked first.
+ * Revokes one of the organization's API keys; it is refused from the next request on. `"none"` when there is
+ * no such key, `"last"` when it is the organization's last admin-scoped one (an organization without one could
+ * only be changed again through the CLI), otherwise the key as it was. Two revocations at once cannot both
+ * pass the check: the organization's keys are locked first.
  */
 export async function revokeAdminKey(
   db: Executor,
   orgId: string,
   id: string,
-): Promise<"revoked" | "none" | "last"> {
+): Promise<KeyView | "none" | "last"> {
   const live = await db
-    .select({ id: apiKeys.id })
+    .select({ id: apiKeys.id, name: apiKeys.name, scope: apiKeys.scope, createdAt: apiKeys.createdAt })
     .from(apiKeys)
     .where(and(eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)))
     .for("update");
-  if (!live.some((k) => k.id === id)) return "none";
-  if (live.length === 1) return "last";
+  const key = live.find((k) => k.id === id);
+  if (!key) return "none";
+  if (key.scope === "admin" && live.filter((k) => k.scope === "admin").length === 1) return "last";
   await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id));
-  return "revoked";
+  return key;
 }
 
 /** A new admin key (named `cli`) for the organization with this slug, and its id; undefined when there is none. */
 export async function createKeyForSlug(
   db: Executor,
   slug: string,
-): Promise<{ orgId: string; token: string } | undefined> {
+): Promise<{ orgId: string; keyId: string; token: string } | undefined> {
   const [org] = await db
     .select({ id: organizations.id })
     .from(organizations)
     .where(eq(organizations.slug, slug));
   if (!org) return undefined;
   const key = await createAdminKey(db, org.id, "cli");
-  return { orgId: org.id, token: key.token };
+  await auditKeyMadeOutsideApi(db, org.id, { id: key.id, name: "cli", createdAt: key.createdAt });
+  return { orgId: org.id, keyId: key.id, token: key.token };
+}
+
+/** Keys the CLI makes are in the audit log too, with no key or request behind them. */
+function auditKeyMadeOutsideApi(
+  db: Executor,
+  orgId: string,
+  key: { id: string; name: string; createdAt: Date },
+) {
+  return recordChange(
+    db,
+    { orgId, keyId: null, referenceId: null },
+    {
+      action: "api_key.created",
+      targetType: "api_key",
+      targetId: key.id,
+      before: null,
+      after: { id: key.id, name: key.name, scope: "admin", created_at: key.createdAt.toISOString() },
+    },
+  );
 }
 
 /** Most admin keys an organization holds at once (revoked ones do not count). */

@@ -303,6 +303,7 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
       databaseUrl: s.stack.config.databaseUrl,
       deliveryRetentionMs: 0,
       recordRetentionMs: 0,
+      auditRetentionMs: 0,
       intervalMs: 60_000,
     });
     try {

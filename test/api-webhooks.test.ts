@@ -447,7 +447,12 @@ describe("admin API: webhook destinations and keys", () => {
     const list = await s.api.get("/api/keys");
     assert.equal(list.status, 200);
     assert.ok(list.json.data.length >= 1);
-    for (const k of list.json.data) assert.deepEqual(Object.keys(k).sort(), ["created_at", "id", "name"]);
+    for (const k of list.json.data)
+      assert.deepEqual(Object.keys(k).sort(), ["created_at", "id", "name", "scope"]);
+    const unnamed = await s.api.post("/api/keys", {});
+    assert.equal(unnamed.status, 201, unnamed.text);
+    assert.deepEqual([unnamed.json.name, unnamed.json.scope], ["admin key", "admin"]);
+    assert.equal((await s.api.delete(`/api/keys/${unnamed.json.id}`)).status, 204);
 
     const created = await s.api.post("/api/keys", { name: "terraform" });
     assert.equal(created.status, 201, created.text);
@@ -474,10 +479,10 @@ describe("admin API: webhook destinations and keys", () => {
 
   test("admin API keys: validation", async () => {
     assertApiError(
-      await s.api.post("/api/keys", {}),
+      await s.api.post("/api/keys", { scope: "owner" }),
       400,
-      "ErrCodeMissingRequiredField",
-      "body.name: required",
+      "ErrCodeInvalidFieldFormat",
+      "body.scope",
     );
     assertApiError(
       await s.api.post("/api/keys", { name: "" }),

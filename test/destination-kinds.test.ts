@@ -204,6 +204,7 @@ describe("every kind of destination shares the delivery core", () => {
           databaseUrl: s.stack.config.databaseUrl,
           deliveryRetentionMs: 30 * DAY,
           recordRetentionMs: 90 * DAY,
+          auditRetentionMs: 365 * DAY,
           intervalMs: 60_000,
         });
         try {

@@ -87,7 +87,19 @@ describe("deletion on request", () => {
 
       const del = await s.api.delete(`/api/records/${gone}`);
       assert.equal(del.status, 204, del.text);
-      assert.deepEqual(await mentions(db, gone), {}, "nothing of the deleted record is left");
+      // The audit log keeps that it was deleted, and when, by its id alone: nothing of its content.
+      assert.deepEqual(
+        await mentions(db, gone),
+        { audit_events: 1 },
+        "nothing of the deleted record is left",
+      );
+      const [deletion] = await db.execute<{ action: string; changes: unknown }>(
+        sql`select action, changes from audit_events where target_id = ${gone}`,
+      );
+      assert.deepEqual(deletion, {
+        action: "record.deleted",
+        changes: { before: { id: gone }, after: null },
+      });
       assert.equal((await s.api.get(`/api/records/${gone}`)).status, 404);
       assert.equal((await s.api.get(`/api/records/${kept}`)).status, 200, "the record's neighbours stay");
       assert.equal((await s.api.delete(`/api/records/${gone}`)).status, 404);

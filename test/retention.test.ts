@@ -27,6 +27,7 @@ function pruner(stack: Stack, deliveryRetentionMs = 30 * DAY, recordRetentionMs 
     databaseUrl: stack.config.databaseUrl,
     deliveryRetentionMs,
     recordRetentionMs,
+    auditRetentionMs: 365 * DAY,
     intervalMs: 60_000,
   });
 }
@@ -95,7 +96,7 @@ describe("retention", () => {
       assert.equal(attempts[0]?.n, 0, "their attempts went with them");
       assert.deepEqual(
         await p.runOnce(),
-        { deliveries: 0, records: 0, deletedDestinations: 0 },
+        { deliveries: 0, records: 0, auditEvents: 0, deletedDestinations: 0 },
         "nothing more to do",
       );
     } finally {
@@ -124,7 +125,12 @@ describe("retention", () => {
         .update(deliveries)
         .set({ createdAt: sql`now() - interval '40 days'` })
         .where(inArray(deliveries.id, ids.slice(0, 3)));
-      assert.deepEqual(await p.runOnce(), { deliveries: 0, records: 0, deletedDestinations: 0 });
+      assert.deepEqual(await p.runOnce(), {
+        deliveries: 0,
+        records: 0,
+        auditEvents: 0,
+        deletedDestinations: 0,
+      });
       const got = await s.api.get(`/api/integrations/webhooks/${wh.id}`);
       assert.equal(got.status, 200, got.text);
       assert.deepEqual(got.json.held, { total: 5, past_retention: 3, estimated: false });

@@ -34,6 +34,7 @@ export function startWorkers(
     databaseUrl: rt.config.databaseUrl,
     deliveryRetentionMs: rt.config.deliveryRetentionMs,
     recordRetentionMs: rt.config.recordRetentionMs,
+    auditRetentionMs: rt.config.auditRetentionMs,
     intervalMs: rt.config.pruneIntervalMs,
   });
   pruner.start();

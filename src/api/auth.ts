@@ -1,6 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { Executor } from "../db/client.ts";
+import type { KeyScope } from "../db/schema.ts";
 import { findActiveAdminKey, hashToken } from "../orgs.ts";
 import type { AuthFailures } from "./auth-failures.ts";
 import { ApiError } from "./errors.ts";
@@ -8,6 +9,8 @@ import { ApiError } from "./errors.ts";
 /** Who an admin request acts for: every query it makes is scoped to `orgId`. */
 export interface AdminContext {
   keyId: string;
+  /** `read-only` keys may only read: every other method is refused with 403. */
+  scope: KeyScope;
   orgId: string;
   orgSlug: string;
   /** SHA-256 hex of the token: the rate-limit key, never the token itself. */
@@ -49,16 +52,35 @@ export async function authenticate(db: Executor, authorization: string | undefin
   if (!key || !timingSafeEqual(Buffer.from(key.tokenHash, "hex"), Buffer.from(hash, "hex"))) {
     throw new UnauthorizedError("invalid or revoked admin API key");
   }
-  return { keyId: key.keyId, orgId: key.orgId, orgSlug: key.orgSlug, tokenHash: key.tokenHash };
+  return {
+    keyId: key.keyId,
+    scope: key.scope,
+    orgId: key.orgId,
+    orgSlug: key.orgSlug,
+    tokenHash: key.tokenHash,
+  };
 }
+
+/** Methods that change nothing; every other one is a write a read-only key may not make. */
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
  * An `onRequest` hook that authenticates every route of the scope it is added to; an address with too many
- * failed authentications is refused before its key is hashed (see {@link AuthFailures}).
+ * failed authentications is refused before its key is hashed (see {@link AuthFailures}). A read-only key is
+ * refused (403 `ErrCodeForbidden`) on every method but GET, HEAD and OPTIONS: by method, so a new write
+ * route is covered without being listed.
  */
 export function adminAuthHook(db: Executor, failures: AuthFailures) {
   return async (request: FastifyRequest): Promise<void> => {
-    request.admin = await failures.guard(request, () => authenticate(db, request.headers.authorization));
+    const admin = await failures.guard(request, () => authenticate(db, request.headers.authorization));
+    request.admin = admin;
+    if (admin.scope === "read-only" && !READ_METHODS.has(request.method)) {
+      throw new ApiError(
+        403,
+        "ErrCodeForbidden",
+        `headers.authorization: this key is read-only; ${request.method} changes configuration and needs an admin key`,
+      );
+    }
   };
 }
 

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "ErrCodePayloadTooLarge"
   | "ErrCodeRateLimited"
   | "ErrCodeUnauthorized"
+  | "ErrCodeForbidden"
   | "ErrCodeNotFound"
   | "ErrCodeUnavailable"
   | "ErrCodeInternal";

@@ -30,6 +30,7 @@ export const ErrorBodySchema = Type.Object(
       "ErrCodePayloadTooLarge",
       "ErrCodeRateLimited",
       "ErrCodeUnauthorized",
+      "ErrCodeForbidden",
       "ErrCodeNotFound",
       "ErrCodeUnavailable",
       "ErrCodeInternal",

@@ -17,6 +17,7 @@ import {
   notFoundHandler,
 } from "./errors.ts";
 import { limitRequests } from "./rate-limit.ts";
+import { auditLogRoutes } from "./routes/audit-log.ts";
 import { automationRoutes } from "./routes/automations.ts";
 import { deliveryRoutes } from "./routes/deliveries.ts";
 import { emailRoutes } from "./routes/email.ts";
@@ -109,6 +110,10 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   app.decorateRequest("admin", null);
+  // Every answer names its request, as error bodies do in `referenceID`: the audit log records it too.
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-reference-id", request.id);
+  });
   // While `start` waits for Postgres to migrate, only the health routes answer: the tables may not exist yet.
   app.addHook("onRequest", async (request) => {
     if (rt.pending.size === 0 || request.url.startsWith("/healthz") || request.url.startsWith("/readyz"))
@@ -192,6 +197,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
           hook: "preParsing",
         });
         await org.register(keyRoutes, { rt });
+        await org.register(auditLogRoutes, { rt });
         await org.register(eventTypeRoutes, { rt });
         await org.register(webhookRoutes, { rt });
         await org.register(signingKeyRoutes, { rt });

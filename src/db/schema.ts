@@ -35,10 +35,42 @@ export const apiKeys = pgTable(
       .references(() => organizations.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
     tokenHash: text("token_hash").notNull().unique(),
+    /** `admin` may change anything of its organization; `read-only` may only read. */
+    scope: text("scope").$type<KeyScope>().notNull().default("admin"),
     createdAt: createdAt(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
   (t) => [index("api_keys_org_list_idx").on(t.orgId, t.createdAt, t.id)],
+);
+
+export type KeyScope = "admin" | "read-only";
+
+/**
+ * Every configuration change made through the admin API (and the CLI's key creation): who (`key_id`, null
+ * for the CLI), what (`action` on `target_type`/`target_id`), the target before and after with secrets left
+ * out, and the request's referenceID. Kept for AUDIT_RETENTION.
+ */
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    /** Not a foreign key: the event outlives a revoked key, and names it still. */
+    keyId: text("key_id"),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id").notNull(),
+    changes: jsonb("changes").$type<{ before: unknown; after: unknown }>().notNull(),
+    referenceId: text("reference_id"),
+  },
+  (t) => [
+    index("audit_events_org_list_idx").on(t.orgId, t.at, t.id),
+    // Retention deletes by age over every organization.
+    index("audit_events_at_idx").on(t.at),
+  ],
 );
 
 export type AuthType = "none" | "bearer" | "api_key" | "custom_header";

@@ -79,15 +79,18 @@ export async function listIntegrations(
   );
 }
 
+/** One integration of the organization; `forUpdate` locks its row until the caller's transaction ends. */
 export async function getIntegration(
   db: Executor,
   orgId: string,
   id: string,
+  options: { forUpdate?: boolean } = {},
 ): Promise<FeedbackIntegration | undefined> {
-  const [row] = await db
+  const query = db
     .select(integrationColumns)
     .from(feedbackIntegrations)
     .where(and(eq(feedbackIntegrations.id, id), eq(feedbackIntegrations.orgId, orgId)));
+  const [row] = options.forUpdate ? await query.for("update") : await query;
   return row;
 }
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
+import { pruneAuditEvents } from "../audit/log.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import { PRUNE_BATCH, pruneBacklog, pruneDeliveries, pruneRecords, purgeDeletedWebhooks } from "./prune.ts";
@@ -17,12 +18,15 @@ export interface PrunerSettings {
   deliveryRetentionMs: number;
   /** 0 keeps records forever. */
   recordRetentionMs: number;
+  /** 0 keeps audit events forever. */
+  auditRetentionMs: number;
   intervalMs: number;
 }
 
 /**
  * Retention, in every worker process: every `intervalMs`, the process that gets the advisory lock finishes
- * deleting destinations an admin deleted, then deletes finished deliveries and old records in batches of
+ * deleting destinations an admin deleted, then deletes finished deliveries, old records and old audit
+ * events in batches of
  * {@link PRUNE_BATCH}, pausing between batches. The lock
  * is held on a connection of its own, so a process that dies releases it with its connection.
  */
@@ -63,12 +67,17 @@ export class Pruner {
   }
 
   /** One run, if no other process is pruning; returns what it deleted (zeros when it did not get the lock). */
-  async runOnce(): Promise<{ deliveries: number; records: number; deletedDestinations: number }> {
-    const done = { deliveries: 0, records: 0, deletedDestinations: 0 };
+  async runOnce(): Promise<{
+    deliveries: number;
+    records: number;
+    auditEvents: number;
+    deletedDestinations: number;
+  }> {
+    const done = { deliveries: 0, records: 0, auditEvents: 0, deletedDestinations: 0 };
     const [lock] = await this.lockConnection`select pg_try_advisory_lock(${PRUNE_LOCK}) as ok`;
     if (!lock?.ok) return done;
     try {
-      const { deliveryRetentionMs, recordRetentionMs } = this.settings;
+      const { deliveryRetentionMs, recordRetentionMs, auditRetentionMs } = this.settings;
       if (!this.announced) {
         this.announced = true;
         const backlog = await pruneBacklog(this.db, deliveryRetentionMs, recordRetentionMs);
@@ -85,6 +94,7 @@ export class Pruner {
       for (const [what, prune, retention] of [
         ["deliveries", pruneDeliveries, deliveryRetentionMs],
         ["records", pruneRecords, recordRetentionMs],
+        ["auditEvents", pruneAuditEvents, auditRetentionMs],
       ] as const) {
         if (retention === 0) continue;
         while (!this.stopped && Date.now() < deadline) {
@@ -94,7 +104,7 @@ export class Pruner {
           await sleep(BATCH_PAUSE_MS);
         }
       }
-      if (done.deliveries + done.records + done.deletedDestinations > 0)
+      if (done.deliveries + done.records + done.auditEvents + done.deletedDestinations > 0)
         this.log.info(done, "retention: pruned");
       return done;
     } finally {

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import postgres from "postgres";
 import { Agent, request as undiciRequest } from "undici";
 import { startServer } from "../../src/api/server.ts";
 import { createOrganization } from "../../src/orgs.ts";
@@ -35,7 +37,18 @@ export interface ApiClient {
   as(token: string): ApiClient;
 }
 
-function client(url: string, token: string, agent: Agent): ApiClient {
+/** A change the admin API accepted: every one must be in the audit log when the stack closes. */
+interface AcceptedWrite {
+  method: string;
+  path: string;
+  status: number;
+  referenceId: string;
+  tokenHash: string;
+}
+
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function client(url: string, token: string, agent: Agent, writes: AcceptedWrite[]): ApiClient {
   const request = async (
     method: string,
     path: string,
@@ -62,6 +75,16 @@ function client(url: string, token: string, agent: Agent): ApiClient {
     } catch {
       json = undefined;
     }
+    const bearerSent = /^Bearer (\S+)$/.exec(headers.authorization ?? "")?.[1];
+    if (res.statusCode < 300 && !READS.has(method) && path.startsWith("/api/") && bearerSent) {
+      writes.push({
+        method,
+        path,
+        status: res.statusCode,
+        referenceId: String(res.headers["x-reference-id"]),
+        tokenHash: createHash("sha256").update(bearerSent).digest("hex"),
+      });
+    }
     return { status: res.statusCode, headers: res.headers, text, json };
   };
   return {
@@ -72,7 +95,7 @@ function client(url: string, token: string, agent: Agent): ApiClient {
     post: (path, body, o) => request("POST", path, { ...o, body }),
     patch: (path, body, o) => request("PATCH", path, { ...o, body }),
     delete: (path, o) => request("DELETE", path, o),
-    as: (other) => client(url, other, agent),
+    as: (other) => client(url, other, agent, writes),
   };
 }
 
@@ -95,15 +118,57 @@ export async function startApiStack(
   });
   const server = await startServer(stack.rt);
   const agent = new Agent({ keepAliveTimeout: 1000 });
+  const writes: AcceptedWrite[] = [];
   return {
     stack,
-    api: client(server.url, stack.org.adminApiKey, agent),
+    api: client(server.url, stack.org.adminApiKey, agent, writes),
     async close() {
       await agent.close();
       await server.close();
-      await stack.close();
+      try {
+        await assertWritesAudited(stack.databaseUrl, writes);
+      } finally {
+        await stack.close();
+      }
     },
   };
+}
+
+/**
+ * Every change the admin API accepted in this stack is in the audit log, found by its request's
+ * referenceID: so each API test checks the audit log, and a new write route cannot go unrecorded. Read
+ * over a connection of its own to the test's database (the stack's may go through a proxy a test cut).
+ * An organization deleted since takes its audit log with it; its keys are gone too, which tells them apart.
+ */
+async function assertWritesAudited(databaseUrl: string, writes: AcceptedWrite[]): Promise<void> {
+  if (writes.length === 0) return;
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const ids = writes.map((w) => w.referenceId);
+    const found = new Set(
+      (
+        await sql<
+          { reference_id: string }[]
+        >`select reference_id from audit_events where reference_id = any(${ids})`
+      ).map((r) => r.reference_id),
+    );
+    const missing = writes.filter((w) => !found.has(w.referenceId));
+    if (missing.length === 0) return;
+    const hashes = missing.map((m) => m.tokenHash);
+    const keys = new Set(
+      (
+        await sql<{ token_hash: string }[]>`select token_hash from api_keys where token_hash = any(${hashes})`
+      ).map((r) => r.token_hash),
+    );
+    const unrecorded = missing.filter((m) => keys.has(m.tokenHash));
+    if (unrecorded.length > 0) {
+      throw new Error(
+        `accepted changes missing from the audit log: ${unrecorded.map((m) => `${m.method} ${m.path} → ${m.status}`).join("; ")}`,
+      );
+    }
+  } finally {
+    await sql.end();
+  }
 }
 
 /** A second organization in the same stack, with its own admin key. */

@@ -11,6 +11,8 @@ import { deletePrefix } from "./redis.ts";
 export interface Stack {
   env: Record<string, string>;
   config: Config;
+  /** The test's own database, directly (DATABASE_URL may point at a test's proxy in front of it). */
+  databaseUrl: string;
   rt: Runtime;
   org: { id: string; slug: string; adminApiKey: string };
   /** Log lines the runtime wrote (JSON strings). */
@@ -62,6 +64,7 @@ export async function startStack(
   return {
     env,
     config,
+    databaseUrl: database.url,
     rt,
     org,
     logs,

@@ -14,6 +14,7 @@ import {
 } from "../../automations/store.ts";
 import type { Executor } from "../../db/client.ts";
 import type { Runtime } from "../../runtime.ts";
+import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
@@ -229,6 +230,8 @@ async function checkReferences(
 }
 
 /** `/api/automations`: what fires alerts, and to which destinations. */
+const auditAutomation = auditTarget("automation");
+
 export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
   const tags = ["automations"];
@@ -273,13 +276,15 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       if (destinationIds === undefined) throw missingField("body.destination_ids");
       const created = await db.transaction(async (tx) => {
         await checkReferences(tx, orgId, body.filter, body);
-        return createAutomation(tx, orgId, {
+        const made = await createAutomation(tx, orgId, {
           name: body.name,
           active: body.active ?? true,
           filter: body.filter ?? {},
           trigger: body.trigger,
           webhookIds: destinationIds,
         });
+        await auditAutomation(tx, request, "created", made.id, null, present(made));
+        return made;
       });
       request.log.info({ automation: created.id }, "automation created");
       return reply.code(201).send(present(created));
@@ -329,13 +334,15 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         if (!current) throw notFound("automation");
         await checkReferences(tx, orgId, body.filter, body);
         const others = current.webhookIds.filter((w) => !isWebhookId(w));
-        return updateAutomation(tx, orgId, id, {
+        const after = await updateAutomation(tx, orgId, id, {
           name: body.name,
           active: body.active,
           filter: body.filter,
           trigger: body.trigger,
           webhookIds: body.destination_ids ?? (body.webhook_ids && [...others, ...body.webhook_ids]),
         });
+        if (after) await auditAutomation(tx, request, "updated", id, present(current), present(after));
+        return after;
       });
       if (!updated) throw notFound("automation");
       request.log.info({ automation: id, fields: Object.keys(body) }, "automation updated");
@@ -357,8 +364,13 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       },
     },
     async (request, reply) => {
-      if (!(await deleteAutomation(db, adminOf(request).orgId, request.params.id)))
-        throw notFound("automation");
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      await db.transaction(async (tx) => {
+        const before = await getAutomation(tx, orgId, id, { forUpdate: true });
+        if (!before || !(await deleteAutomation(tx, orgId, id))) throw notFound("automation");
+        await auditAutomation(tx, request, "deleted", id, present(before), null);
+      });
       request.log.info({ automation: request.params.id }, "automation deleted");
       return reply.code(204).send(null);
     },

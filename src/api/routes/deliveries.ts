@@ -16,6 +16,7 @@ import { recoverFailed } from "../../destinations/health.ts";
 import { getWebhook } from "../../destinations/store.ts";
 import { testDelivery } from "../../destinations/test-events.ts";
 import type { Runtime } from "../../runtime.ts";
+import { audit } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, notFound } from "../errors.ts";
 import { Paged, pagedAnswer, pageOfQuery, pagingQuery } from "../paging.ts";
@@ -265,9 +266,20 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
     async (request, reply) => {
       const { orgId } = adminOf(request);
       const webhook = await webhookOf(orgId, request.params.id);
-      const ref = await retryNow(db, webhook.id, request.params.delivery_id);
-      if (!ref) throw notFound("delivery");
-      const status = (await deliveryStatus(db, webhook.id, ref.id)) ?? "pending";
+      const { ref, status } = await db.transaction(async (tx) => {
+        const before = await deliveryStatus(tx, webhook.id, request.params.delivery_id);
+        const retried = before && (await retryNow(tx, webhook.id, request.params.delivery_id));
+        if (!retried) throw notFound("delivery");
+        const now = (await deliveryStatus(tx, webhook.id, retried.id)) ?? "pending";
+        await audit(tx, request, {
+          action: "delivery.retried",
+          targetType: "delivery",
+          targetId: retried.id,
+          before: { destination_id: webhook.id, status: before },
+          after: { destination_id: webhook.id, status: now },
+        });
+        return { ref: retried, status: now };
+      });
       if (status === "pending") await queueDeliveries(rt.deliveryQueue, [ref]);
       request.log.info({ webhook: webhook.id, delivery: ref.id, status }, "delivery retry requested");
       return reply.code(202).send({ id: ref.id, status });
@@ -314,6 +326,13 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
       const since = new Date(request.body.since);
       const until = request.body.until ? new Date(request.body.until) : new Date();
       if (until < since) throw invalidField("body.until", "must not be before body.since");
+      await audit(db, request, {
+        action: `${kind}.recovered`,
+        targetType: kind,
+        targetId: webhook.id,
+        before: null,
+        after: { since: since.toISOString(), until: until.toISOString() },
+      });
       const attempts = rt.config.retrySchedule.length + 1;
       const batch = (after?: string) =>
         recoverFailed(db, orgId, webhook.id, since, until, attempts, RECOVER_BATCH, after);
@@ -374,6 +393,13 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
         result.pending[0]?.id ?? (await deliveryIdByKey(db, webhook.id, item.idempotencyKey));
       // No row: the destination was deleted between the lookup and the insert.
       if (deliveryId === undefined) throw notFound(noun);
+      await audit(db, request, {
+        action: `${kind}.test_sent`,
+        targetType: kind,
+        targetId: webhook.id,
+        before: null,
+        after: { event: item.eventType, delivery_id: deliveryId },
+      });
       request.log.info(
         { webhook: webhook.id, delivery: deliveryId, event: item.eventType },
         "test event queued",

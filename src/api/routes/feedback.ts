@@ -10,6 +10,7 @@ import {
   updateIntegration,
 } from "../../ingestion/store.ts";
 import type { Runtime } from "../../runtime.ts";
+import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
@@ -85,6 +86,8 @@ function view(i: FeedbackIntegration) {
 }
 
 /** `/api/integrations/feedback`: where feedback comes from, and the keys that send it. */
+const auditIntegration = auditTarget("feedback_integration");
+
 export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
   const common = { tags: ["feedback"], security: adminSecurity };
@@ -119,10 +122,14 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
     },
     async (request, reply) => {
       const b = request.body;
-      const { integration, apiKey } = await createIntegration(db, adminOf(request).orgId, {
-        displayName: b.display_name,
-        description: b.description ?? null,
-        dataMutability: b.data_mutability ?? false,
+      const { integration, apiKey } = await db.transaction(async (tx) => {
+        const made = await createIntegration(tx, adminOf(request).orgId, {
+          displayName: b.display_name,
+          description: b.description ?? null,
+          dataMutability: b.data_mutability ?? false,
+        });
+        await auditIntegration(tx, request, "created", made.integration.id, null, view(made.integration));
+        return made;
       });
       return reply.code(201).send({ ...view(integration), api_key: apiKey });
     },
@@ -159,13 +166,21 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
     },
     async (request) => {
       const b = request.body;
-      const updated = await updateIntegration(db, adminOf(request).orgId, request.params.id, {
-        ...(b.display_name !== undefined ? { displayName: b.display_name } : {}),
-        ...(b.description !== undefined ? { description: b.description } : {}),
-        ...(b.data_mutability !== undefined ? { dataMutability: b.data_mutability } : {}),
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      return db.transaction(async (tx) => {
+        const before = await getIntegration(tx, orgId, id, { forUpdate: true });
+        const updated =
+          before &&
+          (await updateIntegration(tx, orgId, id, {
+            ...(b.display_name !== undefined ? { displayName: b.display_name } : {}),
+            ...(b.description !== undefined ? { description: b.description } : {}),
+            ...(b.data_mutability !== undefined ? { dataMutability: b.data_mutability } : {}),
+          }));
+        if (!before || !updated) throw notFound("feedback integration");
+        await auditIntegration(tx, request, "updated", id, view(before), view(updated));
+        return view(updated);
       });
-      if (!updated) throw notFound("feedback integration");
-      return view(updated);
     },
   );
 
@@ -182,9 +197,13 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       },
     },
     async (request, reply) => {
-      if (!(await deleteIntegration(db, adminOf(request).orgId, request.params.id))) {
-        throw notFound("feedback integration");
-      }
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      await db.transaction(async (tx) => {
+        const before = await getIntegration(tx, orgId, id, { forUpdate: true });
+        if (!before || !(await deleteIntegration(tx, orgId, id))) throw notFound("feedback integration");
+        await auditIntegration(tx, request, "deleted", id, view(before), null);
+      });
       return reply.code(204).send(null);
     },
   );
@@ -203,8 +222,16 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       },
     },
     async (request) => {
-      const apiKey = await rotateIntegrationKey(db, adminOf(request).orgId, request.params.id);
-      if (!apiKey) throw notFound("feedback integration");
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      const apiKey = await db.transaction(async (tx) => {
+        const rotated = await rotateIntegrationKey(tx, orgId, id);
+        const after = rotated && (await getIntegration(tx, orgId, id));
+        if (!rotated || !after) throw notFound("feedback integration");
+        // The key itself is never recorded: that it changed, and when, is the change.
+        await auditIntegration(tx, request, "key_rotated", id, view(after), view(after));
+        return rotated;
+      });
       return { api_key: apiKey };
     },
   );

@@ -13,6 +13,7 @@ import {
 } from "../../destinations/others.ts";
 import { deleteWebhook } from "../../destinations/store.ts";
 import type { Runtime } from "../../runtime.ts";
+import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
@@ -159,6 +160,7 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
     );
     const WithHeld = Type.Object({ ...spec.View.properties, held: Held });
     const present = (d: DestinationView) => spec.present(d);
+    const auditDestination = auditTarget(kind);
 
     app.get(
       `/integrations/${base}`,
@@ -197,7 +199,11 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
         const body = (request as Req).body as Static<C>;
         checkEvents((body as { events?: string[] }).events);
         const input = spec.toInput(rt, body);
-        const created = await createDestination(db, rt.box, adminOf(request).orgId, kind, input);
+        const created = await db.transaction(async (tx) => {
+          const made = await createDestination(tx, rt.box, adminOf(request).orgId, kind, input);
+          await auditDestination(tx, request, "created", made.id, null, present(made));
+          return made;
+        });
         request.log.info({ webhook: created.id }, `${noun} created`);
         return reply.code(201).send(present(created));
       },
@@ -247,7 +253,25 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
         const updated = await db.transaction(async (tx) => {
           const current = await getDestination(tx, orgId, kind, id, true);
           if (!current) throw notFound(noun);
-          return updateDestination(tx, rt.box, orgId, kind, id, spec.toChanges(rt, body, current));
+          const after = await updateDestination(
+            tx,
+            rt.box,
+            orgId,
+            kind,
+            id,
+            spec.toChanges(rt, body, current),
+          );
+          // A new Slack URL is a change although both views show it masked.
+          const secret =
+            (body as { webhook_url?: string }).webhook_url !== undefined
+              ? { webhook_url_replaced: true }
+              : {};
+          if (after)
+            await auditDestination(tx, request, "updated", id, present(current), {
+              ...present(after),
+              ...secret,
+            });
+          return after;
         });
         if (!updated) throw notFound(noun);
         afterEnabledChange(rt, request.log, id, (body as { enabled?: boolean }).enabled);
@@ -271,7 +295,12 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
       },
       async (request, reply) => {
         const { id } = (request as Req).params;
-        if (!(await deleteWebhook(db, adminOf(request).orgId, id, kind))) throw notFound(noun);
+        const { orgId } = adminOf(request);
+        await db.transaction(async (tx) => {
+          const before = await getDestination(tx, orgId, kind, id, true);
+          if (!before || !(await deleteWebhook(tx, orgId, id, kind))) throw notFound(noun);
+          await auditDestination(tx, request, "deleted", id, present(before), null);
+        });
         request.log.info({ webhook: id }, `${noun} deleted`);
         return reply.code(204).send(null);
       },

@@ -3,6 +3,7 @@ import { Type } from "typebox";
 import { explainRecord } from "../../automations/explain.ts";
 import { eraseRecord } from "../../retention/erase.ts";
 import type { Runtime } from "../../runtime.ts";
+import { audit } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { adminSecurity, errorResponses, iso, NoQuery, Nullable, PathId, Timestamp } from "../schemas.ts";
@@ -99,6 +100,14 @@ export const recordRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
     async (request, reply) => {
       const { orgId } = adminOf(request);
       if (!(await eraseRecord(rt.database.db, orgId, request.params.id))) throw notFound("record");
+      // Only that it was deleted, by id: nothing of its content outlives it.
+      await audit(rt.database.db, request, {
+        action: "record.deleted",
+        targetType: "record",
+        targetId: request.params.id,
+        before: { id: request.params.id },
+        after: null,
+      });
       request.log.info({ record: request.params.id }, "record deleted on request");
       return reply.code(204).send(null);
     },

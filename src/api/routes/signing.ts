@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { disableEd25519, enableEd25519, getPublicKey } from "../../destinations/signing.ts";
 import type { Runtime } from "../../runtime.ts";
+import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { limitRequests } from "../rate-limit.ts";
@@ -14,6 +15,7 @@ import {
   PathId,
   StringEnum,
 } from "../schemas.ts";
+import { loadWebhook } from "./webhooks.ts";
 
 /**
  * How long receivers and proxies may reuse a fetched public key. Short, because a replaced key (disable, then
@@ -37,6 +39,8 @@ const IdParams = Type.Object(
   { id: PathId("Webhook destination id (`whe_…`)") },
   { additionalProperties: false },
 );
+
+const auditWebhook = auditTarget("webhook");
 
 /** `/api/integrations/webhooks/:id/signing-key`: turns Ed25519 (`v1a,`) signatures on and off. */
 export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
@@ -72,7 +76,14 @@ export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
     },
     async (request, reply) => {
       const { id } = request.params;
-      const enabled = await enableEd25519(db, rt.box, adminOf(request).orgId, id);
+      const { orgId } = adminOf(request);
+      const enabled = await db.transaction(async (tx) => {
+        const before = await loadWebhook(tx, orgId, id);
+        const done = before && (await enableEd25519(tx, rt.box, orgId, id));
+        if (!done) return undefined;
+        await auditWebhook(tx, request, "signing_key_enabled", id, before, await loadWebhook(tx, orgId, id));
+        return done;
+      });
       if (enabled === undefined) throw notFound("webhook destination");
       request.log.info({ webhook: id }, "ed25519 signing enabled");
       return reply.code(201).send({
@@ -99,7 +110,12 @@ export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!(await disableEd25519(db, adminOf(request).orgId, id))) throw notFound("webhook destination");
+      const { orgId } = adminOf(request);
+      await db.transaction(async (tx) => {
+        const before = await loadWebhook(tx, orgId, id);
+        if (!before || !(await disableEd25519(tx, orgId, id))) throw notFound("webhook destination");
+        await auditWebhook(tx, request, "signing_key_disabled", id, before, await loadWebhook(tx, orgId, id));
+      });
       request.log.info({ webhook: id }, "ed25519 signing disabled");
       return reply.code(204).send(null);
     },

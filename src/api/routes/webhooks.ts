@@ -30,6 +30,7 @@ import {
 } from "../../destinations/store.ts";
 import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
+import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
@@ -307,8 +308,10 @@ export function resolveAuth(auth: AuthBody, current?: WebhookView): NonNullable<
   return { type: auth.type, headerName, credential: auth.credential };
 }
 
+const auditWebhook = auditTarget("webhook");
+
 /** One destination of the organization with its signing settings, or `undefined`. */
-async function loadWebhook(db: Executor, orgId: string, id: string) {
+export async function loadWebhook(db: Executor, orgId: string, id: string) {
   const [view, signing] = await Promise.all([getWebhook(db, orgId, id), getSigningSettings(db, orgId, id)]);
   return view && signing ? presentWebhook(view, signing) : undefined;
 }
@@ -442,17 +445,21 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       checkUrl(body.url);
       checkEvents(body.events);
       const auth = body.auth ? resolveAuth(body.auth) : undefined;
-      const created = await createWebhook(db, rt.box, orgId, {
-        url: body.url,
-        events: body.events,
-        enabled: body.enabled ?? true,
-        description: body.description ?? null,
-        auth: auth && { type: auth.type, headerName: auth.headerName, credential: auth.credential ?? null },
-        signatureScheme: body.signature_scheme ?? "standard",
-        rateLimitPerSecond: body.rate_limit_per_second ?? null,
+      const { created, view } = await db.transaction(async (tx) => {
+        const made = await createWebhook(tx, rt.box, orgId, {
+          url: body.url,
+          events: body.events,
+          enabled: body.enabled ?? true,
+          description: body.description ?? null,
+          auth: auth && { type: auth.type, headerName: auth.headerName, credential: auth.credential ?? null },
+          signatureScheme: body.signature_scheme ?? "standard",
+          rateLimitPerSecond: body.rate_limit_per_second ?? null,
+        });
+        const shown = await loadWebhook(tx, orgId, made.id);
+        if (!shown) throw notFound("webhook destination");
+        await auditWebhook(tx, request, "created", made.id, null, shown);
+        return { created: made, view: shown };
       });
-      const view = await loadWebhook(db, orgId, created.id);
-      if (!view) throw notFound("webhook destination");
       request.log.info(
         { webhook: created.id, signatureScheme: view.signature_scheme },
         "webhook destination created",
@@ -507,7 +514,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       checkEvents(body.events);
       const { view } = await db.transaction(async (tx) => {
         const current = await getWebhook(tx, orgId, id, { forUpdate: true });
-        if (!current) throw notFound("webhook destination");
+        const before = current && (await loadWebhook(tx, orgId, id));
+        if (!current || !before) throw notFound("webhook destination");
         checkCredentialFollows(current, body.url, body.auth);
         // Before updateWebhook, whose returned updated_at is then the row's last one.
         if (body.signature_scheme !== undefined) {
@@ -524,7 +532,11 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         const updated = await updateWebhook(tx, rt.box, orgId, id, changes);
         const signing = await getSigningSettings(tx, orgId, id);
         if (!updated || !signing) throw notFound("webhook destination");
-        return { view: presentWebhook(updated, signing) };
+        const after = presentWebhook(updated, signing);
+        // A new credential is a change even though neither view shows it.
+        const credential = body.auth?.credential !== undefined ? { credential_replaced: true } : {};
+        await auditWebhook(tx, request, "updated", id, before, { ...after, ...credential });
+        return { view: after };
       });
       // The answer does not wait for the backlog, however large: from the commit on nothing is claimed for a
       // disabled destination, and what an enable releases goes out a batch at a time as it is released (each
@@ -552,9 +564,13 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       },
     },
     async (request, reply) => {
-      if (!(await deleteWebhook(db, adminOf(request).orgId, request.params.id))) {
-        throw notFound("webhook destination");
-      }
+      const { orgId } = adminOf(request);
+      const { id } = request.params;
+      await db.transaction(async (tx) => {
+        const before = await loadWebhook(tx, orgId, id);
+        if (!before || !(await deleteWebhook(tx, orgId, id))) throw notFound("webhook destination");
+        await auditWebhook(tx, request, "deleted", id, before, null);
+      });
       request.log.info({ webhook: request.params.id }, "webhook destination deleted");
       return reply.code(204).send(null);
     },
@@ -583,11 +599,15 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       // One transaction: the row lock taken by the rotation makes the expiry read back this rotation's.
       const rotated = await db
         .transaction(async (tx) => {
-          const done = await rotateSigningSecret(tx, rt.box, orgId, id, grace);
+          const before = await loadWebhook(tx, orgId, id);
+          const done = before && (await rotateSigningSecret(tx, rt.box, orgId, id, grace));
           const signing = done && (await getSigningSettings(tx, orgId, id));
-          return done && signing
-            ? { secret: done.secret, expiresAt: signing.previous_secret_expires_at }
-            : undefined;
+          if (!done || !signing) return undefined;
+          await auditWebhook(tx, request, "secret_rotated", id, before, {
+            ...(await loadWebhook(tx, orgId, id)),
+            grace_period_seconds: grace,
+          });
+          return { secret: done.secret, expiresAt: signing.previous_secret_expires_at };
         })
         .catch((err: unknown) => {
           // The schema already bounds the value; this keeps the answer a 400 should the two ever disagree.
