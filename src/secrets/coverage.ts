@@ -23,15 +23,23 @@ export async function sealedKeyIds(db: Executor, except: string[]): Promise<stri
           sql`, `,
         )})`;
   const rows = await db.execute<{ key_id: string }>(sql`
-    select distinct key_id from (
-      select split_part(signing_secret_sealed, '.', 2) as key_id from webhooks
-      union all select split_part(credential_sealed, '.', 2) from webhooks where credential_sealed is not null
-      union all select split_part(ed25519_secret_key_sealed, '.', 2) from webhooks
-        where ed25519_secret_key_sealed is not null
-      union all select split_part(previous_signing_secret_sealed, '.', 2) from webhooks
-        where previous_signing_secret_sealed is not null and previous_secret_expires_at > now()
-    ) sealed
+    select distinct key_id from (${sealedKeyIdRows({ expiredGrace: false })}) sealed
     ${leftOut}
     limit ${MAX_NAMED}`);
   return rows.map((r) => r.key_id);
+}
+
+/**
+ * One row (`key_id`) per sealed value of every destination, for counting by key. `expiredGrace` counts a
+ * previous signing secret whose grace period is over too (still stored until the next rotation).
+ */
+export function sealedKeyIdRows(options: { expiredGrace: boolean }) {
+  const previous = options.expiredGrace ? sql`` : sql`and previous_secret_expires_at > now()`;
+  return sql`
+    select split_part(signing_secret_sealed, '.', 2) as key_id from webhooks
+    union all select split_part(credential_sealed, '.', 2) from webhooks where credential_sealed is not null
+    union all select split_part(ed25519_secret_key_sealed, '.', 2) from webhooks
+      where ed25519_secret_key_sealed is not null
+    union all select split_part(previous_signing_secret_sealed, '.', 2) from webhooks
+      where previous_signing_secret_sealed is not null ${previous}`;
 }

@@ -4,6 +4,7 @@ import { webhooks } from "../db/schema.ts";
 import { DecryptError } from "../errors.ts";
 import { SecretBox } from "./box.ts";
 import { sealContext } from "./contexts.ts";
+import { sealedKeyIdRows } from "./coverage.ts";
 
 /** Every sealed column of `webhooks`, with the context its values are sealed under. */
 const SEALED_COLUMNS = [
@@ -160,14 +161,7 @@ function unchanged(row: SealedRow): SQL[] {
 /** Counts of sealed values under keys other than `keyId`, by key id (expired grace-period secrets too). */
 async function valuesUnderOtherKeys(db: Executor, keyId: string): Promise<Record<string, number>> {
   const rows = await db.execute<{ key_id: string; n: number }>(sql`
-    select key_id, count(*)::int as n from (
-      select split_part(signing_secret_sealed, '.', 2) as key_id from webhooks
-      union all select split_part(credential_sealed, '.', 2) from webhooks where credential_sealed is not null
-      union all select split_part(ed25519_secret_key_sealed, '.', 2) from webhooks
-        where ed25519_secret_key_sealed is not null
-      union all select split_part(previous_signing_secret_sealed, '.', 2) from webhooks
-        where previous_signing_secret_sealed is not null
-    ) sealed
+    select key_id, count(*)::int as n from (${sealedKeyIdRows({ expiredGrace: true })}) sealed
     where key_id <> ${keyId}
     group by key_id
     order by key_id`);
