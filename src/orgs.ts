@@ -14,6 +14,18 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+/** Read-only tokens start so; admin tokens start `esk_`. */
+const READ_ONLY_TOKEN = "esr_";
+
+/**
+ * What is stored and looked up for an admin API token. A read-only token's hash is bound to its scope, so a
+ * process older than scopes (which looks keys up by the plain SHA-256 and has no notion of read-only) finds
+ * no key for it and answers 401 during a rolling upgrade, instead of letting it change everything.
+ */
+export function adminKeyHash(token: string): string {
+  return token.startsWith(READ_ONLY_TOKEN) ? hashToken(`read-only:${token}`) : hashToken(token);
+}
+
 /** Creates an admin API key (`scope` default `admin`); the token is returned once and only its hash is kept. */
 export async function createAdminKey(
   db: Executor,
@@ -21,10 +33,10 @@ export async function createAdminKey(
   name: string,
   scope: KeyScope = "admin",
 ): Promise<{ id: string; token: string; createdAt: Date }> {
-  const token = newToken("esk_");
+  const token = newToken(scope === "read-only" ? READ_ONLY_TOKEN : "esk_");
   const [row] = await db
     .insert(apiKeys)
-    .values({ id: newId("key"), orgId, name, scope, tokenHash: hashToken(token) })
+    .values({ id: newId("key"), orgId, name, scope, tokenHash: adminKeyHash(token) })
     .returning({ id: apiKeys.id, createdAt: apiKeys.createdAt });
   if (!row) throw new Error("insert returned no row");
   return { id: row.id, token, createdAt: row.createdAt };

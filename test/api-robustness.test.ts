@@ -497,12 +497,20 @@ describe("admin API rate limit", () => {
       return made;
     });
     const tokens = [org.adminApiKey, ...keys];
+    const elsewhereFirst = await secondOrganization(s.stack, `rl3-${Date.now().toString(36)}`);
     // Three keys spend five requests each: fifteen, the organization's whole budget.
     for (const token of tokens.slice(0, 3))
       for (let i = 0; i < 5; i++) assert.equal((await s.api.as(token).get("/api/keys")).status, 200);
     const fourth = await s.api.as(tokens[3] as string).get("/api/keys");
     assertApiError(fourth, 429, "ErrCodeRateLimited", "per organization");
     assert.ok(Number(fourth.headers["retry-after"]) > 0);
+    // Writes a read-only key is refused count too: they cost a key lookup like any other request.
+    const readOnly = await s.stack.rt.database.db.transaction((tx) =>
+      createAdminKey(tx, elsewhereFirst.id, "ro", "read-only"),
+    );
+    for (let i = 0; i < 5; i++)
+      assertApiError(await s.api.as(readOnly.token).post("/api/keys", {}), 403, "ErrCodeForbidden");
+    assertApiError(await s.api.as(readOnly.token).post("/api/keys", {}), 429, "ErrCodeRateLimited");
     // Another organization is not held back by this one.
     const elsewhere = await secondOrganization(s.stack, `rl2-${Date.now().toString(36)}`);
     assert.equal((await s.api.as(elsewhere.adminApiKey).get("/api/keys")).status, 200);

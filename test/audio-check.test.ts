@@ -16,7 +16,7 @@ import { waitFor } from "./helpers/wait.ts";
 const FIELD = "records[0].audioRecording.audioURL";
 const REASONS = {
   unreachable: `${FIELD}: not reachable: it must answer a GET with 2xx within 10 seconds`,
-  notAllowed: `${FIELD}: not allowed: it must be a public https address`,
+  notAllowed: `${FIELD}: not allowed: it must point at a public address`,
   notAudio: `${FIELD}: not audio: it must be served with an audio content type`,
   timedOut: "timed out: no answer in time",
 };

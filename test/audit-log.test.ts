@@ -7,7 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
+import { apiKeys } from "../src/db/schema.ts";
+import { hashToken } from "../src/orgs.ts";
 import { Pruner } from "../src/retention/pruner.ts";
 import {
   type ApiClient,
@@ -118,6 +120,14 @@ describe("scoped keys and the audit log", () => {
       }
     }
     assert.ok(writes.length >= 30, `only ${writes.length} write routes found: ${writes.join(", ")}`);
+    // A process older than scopes looks keys up by the token's plain SHA-256: it must find none for a
+    // read-only token (and answer 401) rather than take it for an admin key during a rolling upgrade.
+    assert.match(readOnly.json.api_key, /^esr_/);
+    const plain = await s.stack.rt.database.db
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(eq(apiKeys.tokenHash, hashToken(readOnly.json.api_key)));
+    assert.deepEqual(plain, []);
     // It reads everything an admin key reads.
     for (const path of ["/api/keys", "/api/audit-log", WH, `${WH}/${webhook.json.id}`, "/api/automations"])
       assert.equal((await ro.get(path)).status, 200, path);
@@ -154,6 +164,10 @@ describe("scoped keys and the audit log", () => {
       auth: { type: "bearer", credential: "tok-second" },
     });
     assert.equal(patched.status, 200, patched.text);
+    // Same host, so no credential needed; the new path carries a token, as receivers' URLs often do.
+    const moved = await api.patch(`${WH}/${id}`, { url: `${receiver.url}/in?token=url-token-123` });
+    assert.equal(moved.status, 200, moved.text);
+    secrets.push("url-token-123");
     const rotated = await api.post(`${WH}/${id}/rotate-secret`, { grace_period_seconds: 60 });
     secrets.push(rotated.json.secret);
     assert.equal((await api.post(`${WH}/${id}/signing-key`, {})).status, 201);
@@ -189,6 +203,7 @@ describe("scoped keys and the audit log", () => {
       "api_key.created", // the organization's first key
       "webhook.created",
       "webhook.updated",
+      "webhook.updated",
       "webhook.secret_rotated",
       "webhook.signing_key_enabled",
       "slack.created",
@@ -200,7 +215,11 @@ describe("scoped keys and the audit log", () => {
       "webhook.deleted",
     ]);
     const byAction = (a: string) => log.find((e) => e.action === a) as AuditEvent;
-    const update = byAction("webhook.updated");
+    const urlMove = log.find(
+      (e) => e.action === "webhook.updated" && e.changes.after?.url_changed,
+    ) as AuditEvent;
+    assert.equal(urlMove.changes.after?.url, `${new URL(receiver.url).origin}/…`);
+    const update = log.findLast((e) => e.action === "webhook.updated") as AuditEvent;
     assert.equal(update.target_id, id);
     assert.equal(update.changes.before?.description, null);
     assert.equal(update.changes.after?.description, "on call");

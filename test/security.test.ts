@@ -19,6 +19,7 @@ import { assertApiError, startApiStack } from "./helpers/api.ts";
 import { createTestDatabase, testEnv } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
 import { runCli, startCli } from "./helpers/processes.ts";
+import { startProxy } from "./helpers/proxy.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { deletePrefix, freePort } from "./helpers/redis.ts";
 import { startTestDns } from "./helpers/ssrf.ts";
@@ -131,9 +132,17 @@ describe("security", () => {
       SECRETS_KEY_FILE: file,
       PORT: String(port),
     });
+    const pg = await startProxy(database.url);
+    const proxied = new URL(database.url);
+    proxied.port = String(pg.port);
     try {
+      // A first start while Postgres does not answer yet: it waits to check, then makes the file.
+      await pg.refuse();
+      const first = startCli(["serve"], { ...env, DATABASE_URL: proxied.toString() });
+      await waitFor("the wait said", () => first.output.some((l) => l.includes("waiting for Postgres")));
+      assert.ok(!existsSync(file), "no file before the database was checked");
+      await pg.accept();
       // An empty database: the file is made, and the warning says where and what production must do.
-      const first = startCli(["serve"], env);
       await waitFor(
         "the API",
         async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.ok,
@@ -174,6 +183,7 @@ describe("security", () => {
         assert.ok(!existsSync(file), `${command} made no key file`);
       }
     } finally {
+      await pg.close();
       rmSync(dir, { recursive: true, force: true });
       await deletePrefix(env.REDIS_URL as string, env.QUEUE_PREFIX as string);
       await database.drop();

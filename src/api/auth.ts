@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import type { Executor } from "../db/client.ts";
 import type { KeyScope } from "../db/schema.ts";
-import { findActiveAdminKey, hashToken } from "../orgs.ts";
+import { adminKeyHash, findActiveAdminKey } from "../orgs.ts";
 import type { AuthFailures } from "./auth-failures.ts";
 import { ApiError } from "./errors.ts";
 
@@ -47,7 +47,7 @@ export async function authenticate(db: Executor, authorization: string | undefin
   if (token === undefined || token.length > MAX_TOKEN_LENGTH) {
     throw new UnauthorizedError("headers.authorization: must be Bearer <admin API key>");
   }
-  const hash = hashToken(token);
+  const hash = adminKeyHash(token);
   const key = await findActiveAdminKey(db, hash);
   if (!key || !timingSafeEqual(Buffer.from(key.tokenHash, "hex"), Buffer.from(hash, "hex"))) {
     throw new UnauthorizedError("invalid or revoked admin API key");
@@ -61,27 +61,33 @@ export async function authenticate(db: Executor, authorization: string | undefin
   };
 }
 
-/** Methods that change nothing; every other one is a write a read-only key may not make. */
+/** Methods that change nothing; every other one is a write only an `admin` key may make. */
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
  * An `onRequest` hook that authenticates every route of the scope it is added to; an address with too many
- * failed authentications is refused before its key is hashed (see {@link AuthFailures}). A read-only key is
- * refused (403 `ErrCodeForbidden`) on every method but GET, HEAD and OPTIONS: by method, so a new write
- * route is covered without being listed.
+ * failed authentications is refused before its key is hashed (see {@link AuthFailures}).
  */
 export function adminAuthHook(db: Executor, failures: AuthFailures) {
   return async (request: FastifyRequest): Promise<void> => {
-    const admin = await failures.guard(request, () => authenticate(db, request.headers.authorization));
-    request.admin = admin;
-    if (admin.scope === "read-only" && !READ_METHODS.has(request.method)) {
-      throw new ApiError(
-        403,
-        "ErrCodeForbidden",
-        `headers.authorization: this key is read-only; ${request.method} changes configuration and needs an admin key`,
-      );
-    }
+    request.admin = await failures.guard(request, () => authenticate(db, request.headers.authorization));
   };
+}
+
+/**
+ * A hook that refuses (403 `ErrCodeForbidden`) every method but GET, HEAD and OPTIONS to a key that is not
+ * `admin`: by method, so a new write route is covered without being listed, and by the one scope that may
+ * write, so an unknown scope writes nothing. Added after the rate limits, so refused writes count too.
+ */
+export async function writeScopeHook(request: FastifyRequest): Promise<void> {
+  const admin = adminOf(request);
+  if (admin.scope !== "admin" && !READ_METHODS.has(request.method)) {
+    throw new ApiError(
+      403,
+      "ErrCodeForbidden",
+      `headers.authorization: this key is ${admin.scope}; ${request.method} changes configuration and needs an admin key`,
+    );
+  }
 }
 
 /** The caller's organization; only inside routes behind {@link adminAuthHook}. */

@@ -6,7 +6,7 @@ import { Ajv, type Options as AjvOptions } from "ajv";
 import addFormatsModule from "ajv-formats";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Runtime } from "../runtime.ts";
-import { adminAuthHook } from "./auth.ts";
+import { adminAuthHook, writeScopeHook } from "./auth.ts";
 import { AuthFailures } from "./auth-failures.ts";
 import {
   ApiError,
@@ -195,6 +195,11 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
           per: "organization",
           key: (request) => request.admin?.orgId ?? request.ip,
           hook: "preParsing",
+        });
+        // The limits attach to each route, so this does too, after them: a refused write still counts.
+        org.addHook("onRoute", (route) => {
+          const hooks = route.preParsing;
+          route.preParsing = [...(Array.isArray(hooks) ? hooks : hooks ? [hooks] : []), writeScopeHook];
         });
         await org.register(keyRoutes, { rt });
         await org.register(auditLogRoutes, { rt });

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigserial,
   boolean,
+  check,
   customType,
   doublePrecision,
   index,
@@ -40,7 +41,10 @@ export const apiKeys = pgTable(
     createdAt: createdAt(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
-  (t) => [index("api_keys_org_list_idx").on(t.orgId, t.createdAt, t.id)],
+  (t) => [
+    index("api_keys_org_list_idx").on(t.orgId, t.createdAt, t.id),
+    check("api_keys_scope_check", sql`${t.scope} in ('admin', 'read-only')`),
+  ],
 );
 
 export type KeyScope = "admin" | "read-only";

@@ -16,14 +16,14 @@ const PER_REQUEST = 8;
  * What the caller is told, and nothing more: an ingestion key is the least trusted credential (it is
  * handed to feedback sources), so a reason must not tell an internal name from a missing one, a refused
  * port from an open one, or one status from another. `not allowed` is said only of what the URL itself
- * shows (its scheme, credentials or a literal non-public address); a name that resolves to a non-public
+ * shows (a literal non-public address; ingestion refuses other schemes and credentials before); a name that resolves to a non-public
  * address reads `not reachable`, as a name that does not resolve does.
  */
 export type AudioReason = "not reachable" | "not allowed" | "not audio" | "timed out";
 
 const EXPLAINED: Record<AudioReason, string> = {
   "not reachable": "not reachable: it must answer a GET with 2xx within 10 seconds",
-  "not allowed": "not allowed: it must be a public https address",
+  "not allowed": "not allowed: it must point at a public address",
   "not audio": "not audio: it must be served with an audio content type",
   "timed out": "timed out: no answer in time",
 };

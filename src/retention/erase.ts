@@ -23,21 +23,26 @@ async function deleted(db: Executor, statement: ReturnType<typeof sql>): Promise
 }
 
 /**
- * Deletes a record of `orgId` on request: the record with its analysis, evaluations and alert keys, then
- * its deliveries with their attempts, a batch at a time. The record goes first, so an evaluation running
- * meanwhile finds nothing to alert about. Returns false when the organization has no such record.
+ * Deletes a record of `orgId` on request: the record with its analysis, evaluations and alert keys (one
+ * statement, for the caller's transaction); its deliveries follow with {@link eraseRecordDeliveries}. The
+ * record goes first, so an evaluation running meanwhile finds nothing to alert about. Returns false when
+ * the organization has no such record.
  */
-export async function eraseRecord(
-  db: Executor,
-  orgId: string,
-  id: string,
-  batch = ERASE_BATCH,
-): Promise<boolean> {
+export async function deleteRecordRow(db: Executor, orgId: string, id: string): Promise<boolean> {
   const gone = await db
     .delete(records)
     .where(and(eq(records.id, id), eq(records.orgId, orgId)))
     .returning({ id: records.id });
-  if (gone.length === 0) return false;
+  return gone.length > 0;
+}
+
+/** Deletes the deliveries (and their attempts) made from a deleted record, `batch` at a time. */
+export async function eraseRecordDeliveries(
+  db: Executor,
+  orgId: string,
+  id: string,
+  batch = ERASE_BATCH,
+): Promise<void> {
   await inBatches(
     () =>
       deleted(
@@ -47,7 +52,6 @@ export async function eraseRecord(
       ),
     batch,
   );
-  return true;
 }
 
 /**

@@ -1,5 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isUnavailable } from "../api/errors.ts";
 import type { Config } from "../config.ts";
 import { openDatabase } from "../db/client.ts";
 import { ConfigError } from "../errors.ts";
@@ -20,22 +22,7 @@ const NO_SUCH_DATABASE = "3D000";
 export async function ensureDevelopmentKey(config: Config, log: Logger): Promise<void> {
   if (config.secretsKey !== undefined || existsSync(config.secretsKeyFile)) return;
   const file = resolve(config.secretsKeyFile);
-  const { db, close } = openDatabase(config.databaseUrl, { max: 1 });
-  let needed: string[];
-  try {
-    needed = await sealedKeyIds(db, []);
-  } catch (err) {
-    if ((err as { code?: string }).code !== NO_SUCH_DATABASE) {
-      throw new ConfigError(
-        "SECRETS_KEY",
-        `is not set and there is no key file at ${file}; a new one is made only after checking that the database holds no secrets sealed with another key, and the database could not be read (${err instanceof Error ? err.message : String(err)})`,
-        { cause: err },
-      );
-    }
-    needed = [];
-  } finally {
-    await close();
-  }
+  const needed = await keyIdsStoredData(config, log);
   if (needed.length > 0) {
     throw new ConfigError(
       "SECRETS_KEY",
@@ -43,11 +30,43 @@ export async function ensureDevelopmentKey(config: Config, log: Logger): Promise
     );
   }
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${generateSecretsKey()}\n`, { mode: 0o600, flag: "wx" });
+  try {
+    writeFileSync(file, `${generateSecretsKey()}\n`, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // Another process of the same checkout (serve beside worker) made it meanwhile: use theirs.
+    if ((err as { code?: string }).code === "EEXIST") return;
+    throw err;
+  }
   log.warn(
     { file },
     `SECRETS_KEY is not set: created a development key file at ${file}; production must set SECRETS_KEY (stored secrets open only with this key: keep the file)`,
   );
+}
+
+/**
+ * The key ids the database's sealed values need; none when the database or its tables do not exist yet.
+ * Waits for a Postgres that does not answer (a first start beside it), as `start` waits to migrate.
+ */
+async function keyIdsStoredData(config: Config, log: Logger): Promise<string[]> {
+  for (let delay = 250, told = false; ; delay = Math.min(delay * 2, 5000)) {
+    const { db, close } = openDatabase(config.databaseUrl, { max: 1 });
+    try {
+      return await sealedKeyIds(db, []);
+    } catch (err) {
+      if ((err as { code?: string }).code === NO_SUCH_DATABASE) return [];
+      if (!isUnavailable(err)) throw err;
+      if (!told) {
+        told = true;
+        log.warn(
+          { err: (err as Error).message },
+          "SECRETS_KEY is not set: waiting for Postgres, to check it holds no secrets sealed with another key before making a key file",
+        );
+      }
+    } finally {
+      await close();
+    }
+    await sleep(delay);
+  }
 }
 
 /**

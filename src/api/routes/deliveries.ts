@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { DestinationKind } from "../../db/schema.ts";
-import { enqueueDeliveries } from "../../delivery/enqueue.ts";
 import {
   type DeliverySummary,
   deliveryIdByKey,
@@ -9,7 +8,7 @@ import {
   getDelivery,
   listDeliveries,
 } from "../../delivery/history.ts";
-import { retryNow } from "../../delivery/outbox.ts";
+import { insertDeliveries, retryNow } from "../../delivery/outbox.ts";
 import { queueDeliveries, releaseInBatches } from "../../delivery/queue.ts";
 import { EVENT_TYPES } from "../../destinations/events.ts";
 import { recoverFailed } from "../../destinations/health.ts";
@@ -326,20 +325,23 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
       const since = new Date(request.body.since);
       const until = request.body.until ? new Date(request.body.until) : new Date();
       if (until < since) throw invalidField("body.until", "must not be before body.since");
-      await audit(db, request, {
-        action: `${kind}.recovered`,
-        targetType: kind,
-        targetId: webhook.id,
-        before: null,
-        after: { since: since.toISOString(), until: until.toISOString() },
-      });
       const attempts = rt.config.retrySchedule.length + 1;
       const batch = (after?: string) =>
         recoverFailed(db, orgId, webhook.id, since, until, attempts, RECOVER_BATCH, after);
       // One batch before answering, so a small window is queued by then; a large one goes on after the
       // answer, a bounded statement at a time. Should that be cut short, what is left is still `failed`
       // and the same request recovers it.
-      const refs = await batch();
+      const refs = await db.transaction(async (tx) => {
+        const first = await recoverFailed(tx, orgId, webhook.id, since, until, attempts, RECOVER_BATCH);
+        await audit(tx, request, {
+          action: `${kind}.recovered`,
+          targetType: kind,
+          targetId: webhook.id,
+          before: null,
+          after: { since: since.toISOString(), until: until.toISOString(), queued_first: first.length },
+        });
+        return first;
+      });
       await queueDeliveries(rt.deliveryQueue, refs);
       const more = refs.length === RECOVER_BATCH;
       if (more) {
@@ -388,18 +390,23 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
         webhookUrl: webhook.url,
         publicUrl: rt.config.publicUrl,
       });
-      const result = await enqueueDeliveries(db, rt.deliveryQueue, [item], maxAttempts);
-      const deliveryId =
-        result.pending[0]?.id ?? (await deliveryIdByKey(db, webhook.id, item.idempotencyKey));
-      // No row: the destination was deleted between the lookup and the insert.
-      if (deliveryId === undefined) throw notFound(noun);
-      await audit(db, request, {
-        action: `${kind}.test_sent`,
-        targetType: kind,
-        targetId: webhook.id,
-        before: null,
-        after: { event: item.eventType, delivery_id: deliveryId },
+      // The row and its audit event commit together; the job is queued after (the sweeper queues it should
+      // this process die in between).
+      const { result, deliveryId } = await db.transaction(async (tx) => {
+        const inserted = await insertDeliveries(tx, [item], maxAttempts);
+        const id = inserted.pending[0]?.id ?? (await deliveryIdByKey(tx, webhook.id, item.idempotencyKey));
+        // No row: the destination was deleted between the lookup and the insert.
+        if (id === undefined) throw notFound(noun);
+        await audit(tx, request, {
+          action: `${kind}.test_sent`,
+          targetType: kind,
+          targetId: webhook.id,
+          before: null,
+          after: { event: item.eventType, delivery_id: id },
+        });
+        return { result: inserted, deliveryId: id };
       });
+      await queueDeliveries(rt.deliveryQueue, result.pending);
       request.log.info(
         { webhook: webhook.id, delivery: deliveryId, event: item.eventType },
         "test event queued",

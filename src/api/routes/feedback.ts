@@ -225,11 +225,12 @@ export const feedbackRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async 
       const { orgId } = adminOf(request);
       const { id } = request.params;
       const apiKey = await db.transaction(async (tx) => {
-        const rotated = await rotateIntegrationKey(tx, orgId, id);
+        const before = await getIntegration(tx, orgId, id, { forUpdate: true });
+        const rotated = before && (await rotateIntegrationKey(tx, orgId, id));
         const after = rotated && (await getIntegration(tx, orgId, id));
-        if (!rotated || !after) throw notFound("feedback integration");
+        if (!before || !rotated || !after) throw notFound("feedback integration");
         // The key itself is never recorded: that it changed, and when, is the change.
-        await auditIntegration(tx, request, "key_rotated", id, view(after), view(after));
+        await auditIntegration(tx, request, "key_rotated", id, view(before), view(after));
         return rotated;
       });
       return { api_key: apiKey };

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { explainRecord } from "../../automations/explain.ts";
-import { eraseRecord } from "../../retention/erase.ts";
+import { deleteRecordRow, eraseRecordDeliveries } from "../../retention/erase.ts";
 import type { Runtime } from "../../runtime.ts";
 import { audit } from "../audit.ts";
 import { adminOf } from "../auth.ts";
@@ -99,15 +99,21 @@ export const recordRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (a
     },
     async (request, reply) => {
       const { orgId } = adminOf(request);
-      if (!(await eraseRecord(rt.database.db, orgId, request.params.id))) throw notFound("record");
-      // Only that it was deleted, by id: nothing of its content outlives it.
-      await audit(rt.database.db, request, {
-        action: "record.deleted",
-        targetType: "record",
-        targetId: request.params.id,
-        before: { id: request.params.id },
-        after: null,
+      const { id } = request.params;
+      await rt.database.db.transaction(async (tx) => {
+        if (!(await deleteRecordRow(tx, orgId, id))) throw notFound("record");
+        // Only that it was deleted, by id: nothing of its content outlives it.
+        await audit(tx, request, {
+          action: "record.deleted",
+          targetType: "record",
+          targetId: id,
+          before: { id },
+          after: null,
+        });
       });
+      // Bounded statements after the commit; should the process die midway, what is left stays until it
+      // finishes and retention prunes it.
+      await eraseRecordDeliveries(rt.database.db, orgId, id);
       request.log.info({ record: request.params.id }, "record deleted on request");
       return reply.code(204).send(null);
     },

@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { disableEd25519, enableEd25519, getPublicKey } from "../../destinations/signing.ts";
 import type { Runtime } from "../../runtime.ts";
-import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { notFound } from "../errors.ts";
 import { limitRequests } from "../rate-limit.ts";
@@ -15,7 +14,7 @@ import {
   PathId,
   StringEnum,
 } from "../schemas.ts";
-import { loadWebhook } from "./webhooks.ts";
+import { auditWebhook, loadWebhook } from "./webhooks.ts";
 
 /**
  * How long receivers and proxies may reuse a fetched public key. Short, because a replaced key (disable, then
@@ -39,8 +38,6 @@ const IdParams = Type.Object(
   { id: PathId("Webhook destination id (`whe_…`)") },
   { additionalProperties: false },
 );
-
-const auditWebhook = auditTarget("webhook");
 
 /** `/api/integrations/webhooks/:id/signing-key`: turns Ed25519 (`v1a,`) signatures on and off. */
 export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
@@ -78,7 +75,7 @@ export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       const { id } = request.params;
       const { orgId } = adminOf(request);
       const enabled = await db.transaction(async (tx) => {
-        const before = await loadWebhook(tx, orgId, id);
+        const before = await loadWebhook(tx, orgId, id, { forUpdate: true });
         const done = before && (await enableEd25519(tx, rt.box, orgId, id));
         if (!done) return undefined;
         await auditWebhook(tx, request, "signing_key_enabled", id, before, await loadWebhook(tx, orgId, id));
@@ -112,7 +109,7 @@ export const signingKeyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       const { id } = request.params;
       const { orgId } = adminOf(request);
       await db.transaction(async (tx) => {
-        const before = await loadWebhook(tx, orgId, id);
+        const before = await loadWebhook(tx, orgId, id, { forUpdate: true });
         if (!before || !(await disableEd25519(tx, orgId, id))) throw notFound("webhook destination");
         await auditWebhook(tx, request, "signing_key_disabled", id, before, await loadWebhook(tx, orgId, id));
       });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { inArray, sql } from "drizzle-orm";
-import type { FastifyBaseLogger } from "fastify";
+import type { FastifyBaseLogger, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Executor } from "../../db/client.ts";
 import type { PageOf } from "../../db/paging.ts";
@@ -9,7 +9,7 @@ import { heldCounts } from "../../delivery/history.ts";
 import { releaseHeld } from "../../delivery/outbox.ts";
 import { releaseInBatches } from "../../delivery/queue.ts";
 import { RESERVED_HEADERS } from "../../delivery/request.ts";
-import { ALL_EVENTS, EVENT_TYPES } from "../../destinations/events.ts";
+import { ALL_EVENTS, EVENT_TYPES, eventUrl } from "../../destinations/events.ts";
 import {
   GracePeriodError,
   getSigningSettings,
@@ -308,11 +308,49 @@ export function resolveAuth(auth: AuthBody, current?: WebhookView): NonNullable<
   return { type: auth.type, headerName, credential: auth.credential };
 }
 
-const auditWebhook = auditTarget("webhook");
+const recordWebhookChange = auditTarget("webhook");
 
-/** One destination of the organization with its signing settings, or `undefined`. */
-export async function loadWebhook(db: Executor, orgId: string, id: string) {
-  const [view, signing] = await Promise.all([getWebhook(db, orgId, id), getSigningSettings(db, orgId, id)]);
+/** A URL as the audit log keeps it: origin only, since receivers' URLs often carry a token in the path. */
+function withMaskedUrl<T extends { url?: string }>(view: T | null | undefined): T | null {
+  return view ? { ...view, ...(view.url === undefined ? {} : { url: eventUrl(view.url) }) } : null;
+}
+
+/**
+ * Audits a change of a webhook destination. Its URL is kept as `https://host/…` (a replaced URL, token and
+ * all, would otherwise stay readable for AUDIT_RETENTION); `url_changed: true` says when it changed.
+ */
+export function auditWebhook<B extends { url?: string }, A extends { url?: string }>(
+  db: Executor,
+  request: FastifyRequest,
+  verb: string,
+  id: string,
+  before: B | null | undefined,
+  after: A | null | undefined,
+): Promise<void> {
+  const changed = before && after && before.url !== after.url ? { url_changed: true } : {};
+  const shownAfter = withMaskedUrl(after);
+  return recordWebhookChange(
+    db,
+    request,
+    verb,
+    id,
+    withMaskedUrl(before),
+    shownAfter && { ...shownAfter, ...changed },
+  );
+}
+
+/**
+ * One destination of the organization with its signing settings, or `undefined`; `forUpdate` locks its row
+ * first (for the "before" of a change that is audited).
+ */
+export async function loadWebhook(
+  db: Executor,
+  orgId: string,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+) {
+  const view = await getWebhook(db, orgId, id, options);
+  const signing = view && (await getSigningSettings(db, orgId, id));
   return view && signing ? presentWebhook(view, signing) : undefined;
 }
 
@@ -567,7 +605,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       const { orgId } = adminOf(request);
       const { id } = request.params;
       await db.transaction(async (tx) => {
-        const before = await loadWebhook(tx, orgId, id);
+        const before = await loadWebhook(tx, orgId, id, { forUpdate: true });
         if (!before || !(await deleteWebhook(tx, orgId, id))) throw notFound("webhook destination");
         await auditWebhook(tx, request, "deleted", id, before, null);
       });
@@ -599,7 +637,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       // One transaction: the row lock taken by the rotation makes the expiry read back this rotation's.
       const rotated = await db
         .transaction(async (tx) => {
-          const before = await loadWebhook(tx, orgId, id);
+          const before = await loadWebhook(tx, orgId, id, { forUpdate: true });
           const done = before && (await rotateSigningSecret(tx, rt.box, orgId, id, grace));
           const signing = done && (await getSigningSettings(tx, orgId, id));
           if (!done || !signing) return undefined;
