@@ -100,6 +100,15 @@ export async function listAdminKeys(
   );
 }
 
+/** One live key of the organization, as the API shows it; undefined when there is none (or it was revoked). */
+export async function getAdminKey(db: Executor, orgId: string, id: string): Promise<KeyView | undefined> {
+  const [row] = await db
+    .select({ id: apiKeys.id, name: apiKeys.name, scope: apiKeys.scope, createdAt: apiKeys.createdAt })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.id, id), eq(apiKeys.orgId, orgId), isNull(apiKeys.revokedAt)));
+  return row;
+}
+
 /** A key as the API shows it (never the token). */
 export interface KeyView {
   id: string;

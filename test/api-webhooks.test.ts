@@ -461,6 +461,12 @@ describe("admin API: webhook destinations and keys", () => {
     assert.match(created.json.api_key, /^esk_/);
 
     const second = s.api.as(created.json.api_key);
+    const me = await second.get("/api/keys/current");
+    assert.equal(me.status, 200, me.text);
+    assert.deepEqual(
+      [me.json.id, me.json.name, me.json.scope, me.json.organization.id],
+      [created.json.id, "terraform", "admin", s.stack.org.id],
+    );
     const seen = await second.get("/api/keys");
     assert.equal(seen.status, 200);
     assert.ok(seen.json.data.some((k: { id: string }) => k.id === created.json.id));

@@ -3,6 +3,7 @@ import { Type } from "typebox";
 import {
   countLiveKeys,
   createAdminKey,
+  getAdminKey,
   type KeyView,
   listAdminKeys,
   MAX_KEYS_PER_ORG,
@@ -74,6 +75,33 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app,
     async (request) => {
       const { orgId } = adminOf(request);
       return answerList(request.query, "key", (p, n) => listAdminKeys(db, orgId, p, n), presentKey);
+    },
+  );
+
+  app.get(
+    "/keys/current",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "The key making this call",
+        description:
+          "Which key this is, its scope and its organization: what a client (the console) shows and allows.",
+        security: adminSecurity,
+        querystring: NoQuery,
+        response: {
+          200: Type.Object({
+            ...Key.properties,
+            organization: Type.Object({ id: Type.String({ description: "`org_…`" }), slug: Type.String() }),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const admin = adminOf(request);
+      const key = await getAdminKey(db, admin.orgId, admin.keyId);
+      if (!key) throw notFound("API key");
+      return { ...presentKey(key), organization: { id: admin.orgId, slug: admin.orgSlug } };
     },
   );
 
