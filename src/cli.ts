@@ -29,7 +29,7 @@ const USAGE = `usage: escalation-shield <command>
   worker [--only delivery|evaluator]
                           run the background workers (and /metrics on HOST:METRICS_PORT when set)
   start                   migrate, then run the API and the workers in one process
-  demo                    a self-contained end-to-end run on this machine`;
+  demo [--keep]           a self-contained end-to-end run on this machine (--keep: stay up for the console)`;
 
 interface Closable {
   close(): Promise<void>;
@@ -290,9 +290,13 @@ async function main(argv: string[]): Promise<number> {
       log.info({ command, only: values.only ?? "all" }, "workers running");
       return -1;
     }
-    case "demo":
-      await runDemo(config, inheritedEnvironment(), (line) => process.stdout.write(`${line}\n`));
+    case "demo": {
+      const { values } = parseArgs({ args: rest, options: { keep: { type: "boolean" } } });
+      await runDemo(config, inheritedEnvironment(), (line) => process.stdout.write(`${line}\n`), {
+        keep: values.keep,
+      });
       return 0;
+    }
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
       return 2;

@@ -157,12 +157,14 @@ function sampleRecords(): unknown[] {
  * starts a local HTTPS receiver with a certificate made for the run, starts the product (`start`) in a child
  * process that trusts that certificate through NODE_EXTRA_CA_CERTS, configures a destination with Bearer
  * auth and an automation through the admin API, ingests sample feedback through the ingestion webhook, and
- * prints what the receiver got and why the other records did not fire.
+ * prints what the receiver got and why the other records did not fire, then the console's address and a key
+ * to sign in with. With `keep`, everything stays up for the console until SIGINT or SIGTERM.
  */
 export async function runDemo(
   config: Config,
   childEnv: Record<string, string | undefined>,
   out: (line: string) => void,
+  options: { keep?: boolean } = {},
 ): Promise<void> {
   await migrateDatabase(config.databaseUrl);
   const slug = `demo-${Date.now().toString(36)}`;
@@ -326,6 +328,14 @@ export async function runDemo(
     for (const [external, view] of views) {
       const why = view.automations.find((a) => !a.fired);
       if (why) out(`  ${external}: escalation ${view.analysis?.escalation_level ?? "?"}; ${why.reason}`);
+    }
+    out("");
+    out(`the console: ${base}/console (sign in with the demo's admin key ${key})`);
+    if (options.keep) {
+      out("everything stays up for the console; Ctrl-C stops it");
+      await Promise.race([once(process, "SIGINT"), once(process, "SIGTERM")]);
+    } else {
+      out("the demo stops now; `npx escalation-shield demo --keep` leaves it running to browse the console");
     }
   } finally {
     child.kill("SIGTERM");

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createTestDatabase, testEnv } from "./helpers/env.ts";
 import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
-import { runCli } from "./helpers/processes.ts";
+import { runCli, startCli } from "./helpers/processes.ts";
 import { deletePrefix } from "./helpers/redis.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 test("escalation-shield demo runs end to end with nothing but Postgres and Redis", async () => {
   const baseline = handleBaseline();
@@ -25,11 +26,48 @@ test("escalation-shield demo runs end to end with nothing but Postgres and Redis
     assert.match(result.stdout, /Subject: \[Escalation: (high|extreme)\] DemoSupport: /);
     assert.match(result.stdout, /Message-ID: <del_\w+@demo\.example>/);
     assert.ok(!result.stdout.includes("demo-token"), "the Slack URL's token is not printed");
+    const consoleLine =
+      /the console: (http:\/\/127\.0\.0\.1:\d+\/console) \(sign in with the demo's admin key (esk_\S+)\)/.exec(
+        result.stdout,
+      );
+    assert.ok(consoleLine, "the console's address and a key are printed");
     assert.match(
       result.stdout,
       /records that did not fire:\n(.*\n)*\s+review-1002: escalation \w+; trigger: escalation level \w+ is below high/,
     );
   } finally {
+    await deletePrefix(env.REDIS_URL as string, env.QUEUE_PREFIX as string);
+    await database.drop();
+  }
+  await assertNoOpenHandles(baseline);
+});
+
+test("escalation-shield demo --keep stays up for the console it prints, until SIGTERM", async () => {
+  const baseline = handleBaseline();
+  const database = await createTestDatabase();
+  const env = testEnv(database.url);
+  const { DESTINATION_ALLOWLIST: _allowlist, ...demoEnv } = env;
+  const demo = startCli(["demo", "--keep"], { ...demoEnv, NODE_EXTRA_CA_CERTS: "" });
+  try {
+    const line = await waitFor(
+      "the console's line",
+      () =>
+        demo.output
+          .map((l) => /the console: (\S+) \(sign in with the demo's admin key (\S+)\)/.exec(l))
+          .find(Boolean),
+      60_000,
+    );
+    const [, url, key] = line as RegExpExecArray;
+    const page = await fetch(url as string);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /Escalation Shield console/);
+    const me = await fetch(new URL("/api/keys/current", url), {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(me.status, 200);
+    assert.match(((await me.json()) as { organization: { slug: string } }).organization.slug, /^demo-/);
+  } finally {
+    assert.equal(await demo.stop(), 0);
     await deletePrefix(env.REDIS_URL as string, env.QUEUE_PREFIX as string);
     await database.drop();
   }

@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv, type Options as AjvOptions } from "ajv";
 import addFormatsModule from "ajv-formats";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { consoleRoutes } from "../console/server.ts";
 import type { Runtime } from "../runtime.ts";
 import { adminAuthHook, writeScopeHook } from "./auth.ts";
 import { AuthFailures } from "./auth-failures.ts";
@@ -164,6 +165,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   await app.register(healthRoutes, { rt });
+  await app.register(consoleRoutes);
   await app.register(metricsRoutes, { rt });
   await app.register(ingestionRoutes, { rt });
   // Outside `/api`: receivers fetch public keys without an admin key.

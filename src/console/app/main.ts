@@ -1,0 +1,98 @@
+import { html } from "htm/preact";
+import { render, type VNode } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { call, forgetKey, type Me, storedKey } from "./api.ts";
+import { AuditLogPage } from "./pages/audit-log.ts";
+import { AutomationsPage } from "./pages/automations.ts";
+import { DeliveriesPage, DeliveryPage } from "./pages/deliveries.ts";
+import { DestinationPage, DestinationsPage, NewDestinationPage } from "./pages/destinations.ts";
+import { KeysPage } from "./pages/keys.ts";
+import { SignIn } from "./pages/sign-in.ts";
+import { ValidatorPage } from "./pages/validator.ts";
+import { Flash } from "./ui.ts";
+
+/** The route: `#/destinations/webhook/whe_…` → ["destinations", "webhook", "whe_…"]. */
+function currentRoute(): string[] {
+  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+}
+
+function useRoute(): string[] {
+  const [route, setRoute] = useState(currentRoute());
+  useEffect(() => {
+    const onChange = () => setRoute(currentRoute());
+    addEventListener("hashchange", onChange);
+    return () => removeEventListener("hashchange", onChange);
+  }, []);
+  return route;
+}
+
+const NAV: Array<[string, string]> = [
+  ["destinations", "Destinations"],
+  ["automations", "Automations"],
+  ["keys", "API keys"],
+  ["audit-log", "Audit log"],
+  ["validator", "Payload validator"],
+];
+
+function page(route: string[], me: Me): VNode {
+  const [section, a, b, c, d] = route;
+  switch (section) {
+    case "automations":
+      return html`<${AutomationsPage} me=${me} id=${a} />`;
+    case "destinations":
+      if (a === "new") return html`<${NewDestinationPage} me=${me} kind=${b ?? "webhook"} />`;
+      if (a && b && c === "deliveries" && d)
+        return html`<${DeliveryPage} me=${me} kind=${a} id=${b} deliveryId=${d} />`;
+      if (a && b && c === "deliveries") return html`<${DeliveriesPage} me=${me} kind=${a} id=${b} />`;
+      if (a && b) return html`<${DestinationPage} me=${me} kind=${a} id=${b} />`;
+      return html`<${DestinationsPage} me=${me} />`;
+    case "keys":
+      return html`<${KeysPage} me=${me} />`;
+    case "audit-log":
+      return html`<${AuditLogPage} />`;
+    default:
+      return html`<${DestinationsPage} me=${me} />`;
+  }
+}
+
+function App(): VNode {
+  const route = useRoute();
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  useEffect(() => {
+    if (!storedKey()) return setMe(null);
+    call<Me>("GET", "/api/keys/current").then((a) => setMe(a.ok ? a.data : null));
+  }, []);
+  // The validator needs no key (seed 000): it is open before signing in, too.
+  if (route[0] === "validator" && !me) return html`<main class="page"><${ValidatorPage} /></main>`;
+  if (me === undefined) return html`<main class="page"><p>Loading…</p></main>`;
+  if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
+  const signOut = () => {
+    forgetKey();
+    setMe(null);
+    location.hash = "#/";
+  };
+  return html`<div class="shell">
+    <header class="top">
+      <a class="brand" href="#/">Escalation Shield</a>
+      <nav aria-label="Sections">
+        <ul>
+          ${NAV.map(
+            ([path, label]) =>
+              html`<li><a href=${`#/${path}`} aria-current=${route[0] === path ? "page" : undefined}>${label}</a></li>`,
+          )}
+        </ul>
+      </nav>
+      <div class="who">
+        <span data-testid="organization">${me.organization.slug}</span>
+        ${me.scope === "read-only" ? html`<span class="badge">read-only</span>` : null}
+        <button type="button" onClick=${signOut}>Sign out</button>
+      </div>
+    </header>
+    <main class="page" id="main" key=${route.join("/")}>
+      <${Flash} />
+      ${route[0] === "validator" ? html`<${ValidatorPage} />` : page(route, me)}
+    </main>
+  </div>`;
+}
+
+render(html`<${App} />`, document.getElementById("app") as HTMLElement);

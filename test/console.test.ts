@@ -1,0 +1,313 @@
+/**
+ * The admin console in a real headless Chromium (Debian's, driven by playwright-core) against the real
+ * product: Postgres, Redis, the delivery worker and the evaluator, and an HTTPS receiver on loopback. Each
+ * test does what an admin would do by clicking and asserts what the admin would see.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import { type ApiStack, secondOrganization, startApiStack } from "./helpers/api.ts";
+import { type ConsoleBrowser, criticalViolations, startBrowser } from "./helpers/browser.ts";
+import { assertNoOpenHandles, handleBaseline } from "./helpers/leaks.ts";
+import { type Receiver, startReceiver } from "./helpers/receiver.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const ANGRY =
+  "Third time I'm writing about the double charge on order 4471. Nobody answers. Refund me by Friday or I will file a chargeback and my lawyer will take this to small claims court.";
+
+describe("admin console", () => {
+  const baseline = handleBaseline();
+  let s: ApiStack;
+  let receiver: Receiver;
+  let chrome: ConsoleBrowser;
+  const pages: Array<Page & { problems: string[] }> = [];
+
+  before(async () => {
+    receiver = await startReceiver();
+    s = await startApiStack({
+      worker: "all",
+      env: { SMTP_URL: "smtp://127.0.0.1:9", SMTP_FROM: "alerts@example.com" },
+    });
+    chrome = await startBrowser();
+  });
+  after(async () => {
+    for (const p of pages) assert.deepEqual(p.problems, [], "no script error or CSP violation on any page");
+    await chrome.close();
+    await s.close();
+    await receiver.close();
+    await assertNoOpenHandles(baseline);
+  });
+
+  /** A new tab, signed in with `key` (the organization's first admin key by default). */
+  async function signedIn(key = s.api.token): Promise<Page & { problems: string[] }> {
+    const page = await chrome.page();
+    pages.push(page);
+    await page.goto(`${s.api.url}/console`);
+    await page.getByLabel("API key").fill(key);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    return page;
+  }
+
+  test("the page is served with a strict Content-Security-Policy and loads nothing from elsewhere", async () => {
+    const res = await fetch(`${s.api.url}/console`);
+    assert.equal(res.status, 200);
+    const csp = res.headers.get("content-security-policy") ?? "";
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'self' 'sha256-[^']+'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    // Only the console's own files: nothing else of the source tree or of node_modules.
+    for (const path of [
+      "/console/app/../server.ts",
+      "/console/app/%2e%2e/server.ts",
+      "/console/app/..%2f..%2fconfig.ts",
+      "/console/app/Main.ts",
+      "/console/app/main.js",
+      "/console/vendor/fastify.js",
+    ]) {
+      const other = await fetch(`${s.api.url}${path}`);
+      assert.equal(other.status, 404, path);
+      await other.body?.cancel();
+    }
+    const app = await fetch(`${s.api.url}/console/app/main.ts`);
+    assert.match(app.headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.doesNotMatch(await app.text(), /: VNode|: string\[\]/, "served without its types");
+    const page = await chrome.page();
+    pages.push(page);
+    const origins = new Set<string>();
+    page.on("request", (r) => origins.add(new URL(r.url()).origin));
+    await page.goto(`${s.api.url}/console`);
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.deepEqual([...origins], [s.api.url]);
+  });
+
+  test("sign-in: a wrong key is told so; another organization's key sees only its own; sign-out forgets the key", async () => {
+    const mine = await s.api.post("/api/integrations/webhooks", {
+      url: `${receiver.url}/mine`,
+      events: ["*"],
+      description: "first org's destination",
+    });
+    assert.equal(mine.status, 201, mine.text);
+    const page = await chrome.page();
+    pages.push(page);
+    await page.goto(`${s.api.url}/console`);
+    await page.getByLabel("API key").fill("esk_not-a-real-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("That key is not valid, or it was revoked").waitFor();
+
+    const slug = `console-${Date.now().toString(36)}`;
+    const other = await secondOrganization(s.stack, slug);
+    await page.getByLabel("API key").fill(other.adminApiKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Destinations" }).waitFor();
+    assert.equal(await page.getByTestId("organization").textContent(), slug);
+    await page.getByText("Webhook destinations").waitFor();
+    assert.equal(
+      await page.getByText(`${receiver.url}/mine`).count(),
+      0,
+      "another organization's destination",
+    );
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the key is forgotten");
+    await page.reload();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  });
+
+  test("a webhook and an automation made through the forms deliver an escalation; the log shows it with its attempt; retry sends it again", async () => {
+    const page = await signedIn();
+    await page.goto(`${s.api.url}/console#/destinations/new/webhook`);
+    // The API's validation message appears next to the field it names.
+    await page.getByLabel("URL").fill("http://insecure.example/hook");
+    await page.getByRole("button", { name: "Create" }).click();
+    const urlError = page.locator("#f-url-error");
+    await urlError.waitFor();
+    assert.match((await urlError.textContent()) ?? "", /body\.url: must start with https:\/\//);
+
+    await page.getByLabel("URL").fill(receiver.url);
+    await page.getByLabel("Authentication").selectOption("bearer");
+    await page.getByLabel("Credential").fill("console-credential-1");
+    await page.getByRole("button", { name: "Create" }).click();
+    const secret = (await page.getByTestId("shown-once").textContent()) ?? "";
+    assert.match(secret, /^whs_/);
+    await page.getByRole("link", { name: "Open the destination" }).click();
+    await page.getByText("Ed25519:").waitFor();
+    const webhookId = /#\/destinations\/webhook\/(whe_\w+)/.exec(page.url())?.[1] as string;
+    assert.ok(webhookId);
+
+    await page.goto(`${s.api.url}/console#/automations/new`);
+    await page.getByLabel("Name").fill("Escalations from the console");
+    await page.getByLabel("Fire at escalation level").selectOption("high");
+    await page.getByLabel(new RegExp(webhookId)).check();
+    await page.getByRole("button", { name: "Create automation" }).click();
+    await page.getByText("Automation created.").waitFor();
+    await page.getByRole("heading", { name: "Escalations from the console" }).waitFor();
+
+    const integration = await s.api.post("/api/integrations/feedback", { display_name: "Console" });
+    const ingested = await s.api.request("POST", "/webhook/custom/all", {
+      token: null,
+      headers: { "api-key": integration.json.api_key },
+      body: {
+        records: [
+          {
+            id: "c-1",
+            fileID: "reviews",
+            type: "REVIEW",
+            createdAt: Math.floor(Date.now() / 1000),
+            text: ANGRY,
+            metadata: {},
+          },
+        ],
+      },
+    });
+    assert.equal(ingested.status, 200, ingested.text);
+    await waitFor("the alert arrived", () => receiver.requests.some((r) => r.path === "/hook"), 30_000);
+    assert.equal(
+      receiver.requests.find((r) => r.path === "/hook")?.headers.authorization,
+      "Bearer console-credential-1",
+    );
+
+    await page.goto(`${s.api.url}/console#/destinations/webhook/${webhookId}/deliveries`);
+    const row = page.getByRole("row", { name: /escalation\.alert/ });
+    await row.waitFor();
+    await row.getByText("delivered").waitFor();
+    await row.getByRole("link").click();
+    await page.getByRole("heading", { name: /Delivery/ }).waitFor();
+    assert.equal(await page.getByTestId("attempt").count(), 1);
+    assert.match((await page.getByTestId("attempt").first().textContent()) ?? "", /200/);
+
+    const before = receiver.requests.length;
+    await page.getByRole("button", { name: "Retry now" }).click();
+    await page.getByText("Retry requested").waitFor();
+    await waitFor("the retry arrived", () => receiver.requests.length > before, 15_000);
+    await waitFor("the second attempt shows", async () => {
+      await page.reload();
+      await page.getByRole("heading", { name: /Delivery/ }).waitFor();
+      return (await page.getByTestId("attempt").count()) === 2;
+    });
+  });
+
+  test("disable and enable a destination; rotate its secret, shown once, with a grace period", async () => {
+    const made = await s.api.post("/api/integrations/webhooks", {
+      url: `${receiver.url}/toggle`,
+      events: ["*"],
+    });
+    const page = await signedIn();
+    await page.goto(`${s.api.url}/console#/destinations/webhook/${made.json.id}`);
+    await page.getByRole("button", { name: "Disable" }).click();
+    await page.getByText("Disabled: deliveries are held.").waitFor();
+    assert.match((await page.getByTestId("state").textContent()) ?? "", /disabled/);
+    assert.equal((await s.api.get(`/api/integrations/webhooks/${made.json.id}`)).json.enabled, false);
+    await page.getByRole("button", { name: "Enable" }).click();
+    await page.getByText("Enabled: held deliveries go out.").waitFor();
+    assert.match((await page.getByTestId("state").textContent()) ?? "", /enabled/);
+
+    await page.getByLabel("Grace period (seconds)").fill("60");
+    await page.getByRole("button", { name: "Rotate signing secret" }).click();
+    const rotated = (await page.getByTestId("shown-once").textContent()) ?? "";
+    assert.match(rotated, /^whs_/);
+    assert.notEqual(rotated, made.json.secret);
+    await page.getByText("The previous secret signs too until").waitFor();
+    await page.reload();
+    await page.getByRole("button", { name: "Disable" }).waitFor();
+    assert.equal(await page.getByTestId("shown-once").count(), 0, "the secret is not shown again");
+  });
+
+  test("Slack and email destinations are made through their forms", async () => {
+    const page = await signedIn();
+    await page.goto(`${s.api.url}/console#/destinations/new/slack`);
+    await page.getByLabel("Name").fill("War room");
+    await page.getByLabel("Slack webhook URL").fill(`${receiver.url}/services/T000/B000/slack-token-abc`);
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("heading", { name: "Slack destination created" }).waitFor();
+
+    await page.goto(`${s.api.url}/console#/destinations/new/email`);
+    await page.getByLabel("Name").fill("Support leads");
+    await page.getByLabel("To").fill("lead@example.com, second@example.com");
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("heading", { name: "Email destination created" }).waitFor();
+
+    await page.goto(`${s.api.url}/console#/destinations`);
+    await page.getByRole("link", { name: "War room" }).waitFor();
+    await page.getByRole("link", { name: "Support leads" }).waitFor();
+    assert.equal(await page.getByText("slack-token-abc").count(), 0, "the Slack URL's token is not shown");
+  });
+
+  test("the payload validator works without signing in", async () => {
+    const page = await chrome.page();
+    pages.push(page);
+    await page.goto(`${s.api.url}/console#/validator`);
+    const valid = {
+      records: [
+        { id: "v-1", fileID: "f", type: "REVIEW", createdAt: 1767225600, text: "Fine.", metadata: {} },
+      ],
+    };
+    await page.getByLabel("Payload (JSON)").fill(JSON.stringify(valid));
+    await page.getByRole("button", { name: "Validate" }).click();
+    await page.getByRole("heading", { name: /^Valid/ }).waitFor();
+    assert.match((await page.getByTestId("curl").textContent()) ?? "", /curl .*\/webhook\/custom\/all/s);
+
+    await page
+      .getByLabel("Payload (JSON)")
+      .fill(JSON.stringify({ records: [{ id: "v-2", type: "REVIEW" }] }));
+    await page.getByRole("button", { name: "Validate" }).click();
+    await page.getByRole("heading", { name: /^Not valid/ }).waitFor();
+    assert.match((await page.getByTestId("verdict").first().textContent()) ?? "", /refused/);
+  });
+
+  test("no page has a critical accessibility violation (axe-core)", async () => {
+    const made = await s.api.post("/api/integrations/webhooks", {
+      url: `${receiver.url}/axe`,
+      events: ["*"],
+    });
+    const test = await s.api.post(`/api/integrations/webhooks/${made.json.id}/test`, {
+      event: "test.webhook",
+    });
+    const page = await chrome.page({ forAxe: true });
+    pages.push(page);
+    await page.goto(`${s.api.url}/console`);
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    const found: string[] = (await criticalViolations(page)).map((v) => `sign-in ${v}`);
+    await page.getByLabel("API key").fill(s.api.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    const routes: Array<[string, string]> = [
+      ["destinations", "Destinations"],
+      ["destinations/new/webhook", "New webhook destination"],
+      [`destinations/webhook/${made.json.id}`, `${receiver.url}/axe`],
+      [`destinations/webhook/${made.json.id}/deliveries`, "Deliveries"],
+      [`destinations/webhook/${made.json.id}/deliveries/${test.json.delivery_id}`, "Delivery"],
+      ["automations", "Automations"],
+      ["automations/new", "New automation"],
+      ["keys", "API keys"],
+      ["audit-log", "Audit log"],
+      ["validator", "Payload validator"],
+    ];
+    for (const [route, heading] of routes) {
+      await page.goto(`${s.api.url}/console#/${route}`);
+      await page.getByRole("heading", { name: heading }).first().waitFor();
+      await page.waitForLoadState("networkidle");
+      found.push(...(await criticalViolations(page)).map((v) => `${route} ${v}`));
+    }
+    assert.deepEqual(found, []);
+  });
+
+  test("a read-only key sees the pages with no write control", async () => {
+    const ro = await s.api.post("/api/keys", { name: "dashboard", scope: "read-only" });
+    const made = await s.api.post("/api/integrations/webhooks", { url: `${receiver.url}/ro`, events: ["*"] });
+    const page = await signedIn(ro.json.api_key);
+    await page.getByText("read-only", { exact: true }).waitFor();
+    await page.getByText("Webhook destinations").waitFor();
+    assert.equal(await page.getByRole("link", { name: "New webhook" }).count(), 0);
+    await page.goto(`${s.api.url}/console#/destinations/webhook/${made.json.id}`);
+    await page.getByRole("button", { name: "Save changes" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Disable" }).count(), 0);
+    assert.ok(await page.getByRole("button", { name: "Save changes" }).isDisabled());
+    await page.goto(`${s.api.url}/console#/keys`);
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Create key" }).count(), 0);
+    await page.goto(`${s.api.url}/console#/audit-log`);
+    await page.getByTestId("audit-event").first().waitFor();
+  });
+});
