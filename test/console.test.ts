@@ -99,8 +99,10 @@ describe("admin console", () => {
     const other = await secondOrganization(s.stack, slug);
     await page.getByLabel("API key").fill(other.adminApiKey);
     await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Destinations" }).waitFor();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
     assert.equal(await page.getByTestId("organization").textContent(), slug);
+    await page.getByRole("link", { name: "Destinations" }).click();
+    await page.getByRole("heading", { name: "Destinations" }).waitFor();
     await page.getByText("Webhook destinations").waitFor();
     assert.equal(
       await page.getByText(`${receiver.url}/mine`).count(),
@@ -186,6 +188,94 @@ describe("admin console", () => {
       await page.getByRole("heading", { name: /Delivery/ }).waitFor();
       return (await page.getByTestId("attempt").count()) === 2;
     });
+
+    // The record: its analysis with the cues and the driving message, and the automation that fired.
+    const recordId = (
+      JSON.parse(receiver.requests.find((r) => r.path === "/hook")?.body ?? "{}") as {
+        record: { id: string };
+      }
+    ).record.id;
+    await page.getByRole("link", { name: "Records" }).click();
+    await page.getByLabel("Record id").fill(recordId);
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.getByTestId("analysis").waitFor();
+    assert.match((await page.getByTestId("analysis").textContent()) ?? "", /Escalation(high|extreme)/);
+    assert.ok((await page.getByTestId("cues").locator("li").count()) > 0, "the cues behind the verdict");
+    assert.match((await page.getByTestId("driver").textContent()) ?? "", /chargeback|lawyer/);
+    const verdict = page.getByTestId("verdict").filter({ hasText: "Escalations from the console" });
+    await verdict.locator(".badge.ok").getByText("fired").waitFor();
+
+    // The overview counts it among the organization's deliveries of the last hour.
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await page.locator(".chart canvas").first().waitFor();
+    assert.ok(Number(await page.getByTestId("delivered-total").textContent()) >= 1);
+    await page.getByRole("button", { name: "Last day" }).click();
+    await page.getByRole("button", { name: "Last day", pressed: true }).waitFor();
+  });
+
+  test("a failing destination shows as failing in the list and on the overview", async () => {
+    const down = await startReceiver({ behaviour: (_req, res) => res.writeHead(503).end("maintenance") });
+    try {
+      const made = await s.api.post("/api/integrations/webhooks", {
+        url: down.url,
+        events: ["test.webhook"],
+      });
+      await s.api.post(`/api/integrations/webhooks/${made.json.id}/test`, { event: "test.webhook" });
+      await waitFor("it failed", () => down.requests.length > 0);
+      const page = await signedIn();
+      await waitFor("failing in the list", async () => {
+        await page.goto(`${s.api.url}/console#/destinations`);
+        const row = page.getByRole("row", {
+          name: new RegExp(down.url.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")),
+        });
+        await row.waitFor();
+        return /failing since/.test((await row.textContent()) ?? "");
+      });
+      await page.goto(`${s.api.url}/console#/overview`);
+      await page.getByRole("heading", { name: "Failing destinations" }).waitFor();
+      await page.getByRole("link", { name: down.url }).waitFor();
+    } finally {
+      await down.close();
+    }
+  });
+
+  test("feedback integrations: create (the key shown once), rotate, data mutability", async () => {
+    const page = await signedIn();
+    await page.goto(`${s.api.url}/console#/feedback`);
+    await page.getByLabel("Display name").fill("Intercom");
+    await page.getByRole("button", { name: "Create integration" }).click();
+    const key = (await page.getByTestId("shown-once").textContent()) ?? "";
+    assert.match(key, /^esf_/);
+    const row = page.getByRole("row", { name: /Intercom/ });
+    await row.waitFor();
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Rotate the key of Intercom" }).click();
+    await page.getByText("New ingestion key of Intercom").waitFor();
+    const rotated = (await page.getByTestId("shown-once").textContent()) ?? "";
+    assert.match(rotated, /^esf_/);
+    assert.notEqual(rotated, key);
+    await row.getByLabel("replace resent records").check();
+    await waitFor("mutability on", async () => {
+      const list = (await s.api.get("/api/integrations/feedback")).json.data as Array<{
+        display_name: string;
+        data_mutability: boolean;
+      }>;
+      return list.find((i) => i.display_name === "Intercom")?.data_mutability === true;
+    });
+    // The old key is refused, the new one works.
+    const send = (k: string) =>
+      s.api.request("POST", "/webhook/custom/all", {
+        token: null,
+        headers: { "api-key": k },
+        body: {
+          records: [
+            { id: "i-1", fileID: "f", type: "REVIEW", createdAt: 1767225600, text: "ok", metadata: {} },
+          ],
+        },
+      });
+    assert.equal((await send(key)).status, 401);
+    assert.equal((await send(rotated)).status, 200);
   });
 
   test("disable and enable a destination; rotate its secret, shown once, with a grace period", async () => {
@@ -283,6 +373,9 @@ describe("admin console", () => {
       ["keys", "API keys"],
       ["audit-log", "Audit log"],
       ["validator", "Payload validator"],
+      ["overview", "Overview"],
+      ["feedback", "Feedback integrations"],
+      ["records", "Records"],
     ];
     for (const [route, heading] of routes) {
       await page.goto(`${s.api.url}/console#/${route}`);
@@ -298,6 +391,7 @@ describe("admin console", () => {
     const made = await s.api.post("/api/integrations/webhooks", { url: `${receiver.url}/ro`, events: ["*"] });
     const page = await signedIn(ro.json.api_key);
     await page.getByText("read-only", { exact: true }).waitFor();
+    await page.getByRole("link", { name: "Destinations" }).click();
     await page.getByText("Webhook destinations").waitFor();
     assert.equal(await page.getByRole("link", { name: "New webhook" }).count(), 0);
     await page.goto(`${s.api.url}/console#/destinations/webhook/${made.json.id}`);

@@ -31,6 +31,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { recordRoutes } from "./routes/records.ts";
 import { publicKeyRoutes, signingKeyRoutes } from "./routes/signing.ts";
 import { slackRoutes } from "./routes/slack.ts";
+import { statsRoutes } from "./routes/stats.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
 /** Largest request body of the admin API, in bytes (1 MiB); larger ones get 413 `ErrCodePayloadTooLarge`. */
@@ -205,6 +206,7 @@ export async function buildServer(rt: Runtime): Promise<FastifyInstance> {
         });
         await org.register(keyRoutes, { rt });
         await org.register(auditLogRoutes, { rt });
+        await org.register(statsRoutes, { rt });
         await org.register(eventTypeRoutes, { rt });
         await org.register(webhookRoutes, { rt });
         await org.register(signingKeyRoutes, { rt });

@@ -23,6 +23,8 @@ const VENDOR: Record<string, string> = {
   "preact-hooks.js": moduleFile("preact/hooks"),
   "htm.js": moduleFile("htm"),
   "htm-preact.js": moduleFile("htm/preact"),
+  "uplot.js": moduleFile("uplot/dist/uPlot.esm.js"),
+  "uplot.css": moduleFile("uplot/dist/uPlot.min.css"),
 };
 
 const IMPORT_MAP = JSON.stringify({
@@ -31,6 +33,7 @@ const IMPORT_MAP = JSON.stringify({
     "preact/hooks": "/console/vendor/preact-hooks.js",
     htm: "/console/vendor/htm.js",
     "htm/preact": "/console/vendor/htm-preact.js",
+    uplot: "/console/vendor/uplot.js",
   },
 });
 
@@ -54,6 +57,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Escalation Shield console</title>
+<link rel="stylesheet" href="/console/vendor/uplot.css">
 <link rel="stylesheet" href="/console/app/console.css">
 <script type="importmap">${IMPORT_MAP}</script>
 <script type="module" src="/console/app/main.ts"></script>
@@ -126,7 +130,8 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
       const file = VENDOR[request.params.name];
       if (!file) throw notFound("console file");
       const body = await load(`vendor/${request.params.name}`, () => readFile(file, "utf8"));
-      return secured(reply, "text/javascript; charset=utf-8").send(body);
+      const type = file.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8";
+      return secured(reply, type).send(body);
     },
   );
 }

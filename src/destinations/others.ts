@@ -38,6 +38,7 @@ export interface DestinationView {
   rateLimitPerSecond: number | null;
   digestAfter: number | null;
   disabledReason: string | null;
+  failingSince: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -54,6 +55,7 @@ const columns = {
   rateLimitPerSecond: webhooks.rateLimitPerSecond,
   digestAfter: webhooks.digestAfter,
   disabledReason: webhooks.disabledReason,
+  failingSince: webhooks.failingSince,
   createdAt: webhooks.createdAt,
   updatedAt: webhooks.updatedAt,
 };

@@ -69,6 +69,7 @@ export interface WebhookView {
   authHeaderName: string | null;
   credentialSet: boolean;
   disabledReason: string | null;
+  failingSince: Date | null;
   rateLimitPerSecond: number | null;
   createdAt: Date;
   updatedAt: Date;
@@ -84,6 +85,7 @@ const viewColumns = {
   authHeaderName: webhooks.authHeaderName,
   credentialSet: sql<boolean>`${webhooks.credentialSealed} is not null`,
   disabledReason: webhooks.disabledReason,
+  failingSince: webhooks.failingSince,
   rateLimitPerSecond: webhooks.rateLimitPerSecond,
   createdAt: webhooks.createdAt,
   updatedAt: webhooks.updatedAt,

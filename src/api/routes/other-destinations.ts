@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { type Static, type TObject, Type } from "typebox";
+import type { PageOf } from "../../db/paging.ts";
 import { DEFAULT_DIGEST_AFTER } from "../../delivery/digest.ts";
 import { heldCounts } from "../../delivery/history.ts";
 import {
@@ -15,6 +16,7 @@ import { deleteWebhook } from "../../destinations/store.ts";
 import type { Runtime } from "../../runtime.ts";
 import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
+import { Health, healthReader } from "../destination-health.ts";
 import { notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
 import { adminSecurity, errorResponses, iso, NoQuery, Nullable, PathId, Timestamp } from "../schemas.ts";
@@ -158,7 +160,9 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
       { id: PathId(`${Noun} id (\`${prefix}_…\`)`) },
       { additionalProperties: false },
     );
-    const WithHeld = Type.Object({ ...spec.View.properties, held: Held });
+    const WithHeld = Type.Object({ ...spec.View.properties, health: Health, held: Held });
+    const Listed = Type.Object({ ...spec.View.properties, health: Health });
+    const readHealth = healthReader(rt);
     const present = (d: DestinationView) => spec.present(d);
     const auditDestination = auditTarget(kind);
 
@@ -170,17 +174,17 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
           summary: `List ${noun}s`,
           description: "Oldest first.",
           querystring: ListQuery,
-          response: { 200: Paged(spec.View), ...errorResponses },
+          response: { 200: Paged(Listed), ...errorResponses },
         },
       },
       async (request) => {
         const { orgId } = adminOf(request);
-        return answerList(
-          (request as Req).query,
-          prefix as "slk",
-          (p, n) => listDestinations(db, orgId, kind, p, n),
-          present,
-        );
+        const withHealth = async (p: PageOf, n: number) => {
+          const page = await listDestinations(db, orgId, kind, p, n);
+          const health = await readHealth(page.rows);
+          return { ...page, rows: page.rows.map((d) => ({ ...present(d), health: health.get(d.id) })) };
+        };
+        return answerList((request as Req).query, prefix as "slk", withHealth, (v) => v);
       },
     );
 
@@ -223,9 +227,13 @@ export function destinationRoutes<C extends TObject, P extends TObject, V extend
       async (request) => {
         const found = await getDestination(db, adminOf(request).orgId, kind, (request as Req).params.id);
         if (!found) throw notFound(noun);
-        const held = await heldCounts(db, found.id, rt.config.deliveryRetentionMs);
+        const [held, health] = await Promise.all([
+          heldCounts(db, found.id, rt.config.deliveryRetentionMs),
+          readHealth([found]),
+        ]);
         return {
           ...present(found),
+          health: health.get(found.id),
           held: { total: held.total, past_retention: held.pastRetention, estimated: held.estimated },
         };
       },

@@ -32,6 +32,7 @@ import { compilePolicy, destinationUrlProblem } from "../../outbound/guard.ts";
 import type { Runtime } from "../../runtime.ts";
 import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
+import { Health, healthReader } from "../destination-health.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
 import {
@@ -194,7 +195,8 @@ export const Held = Type.Object(
 );
 
 /** A destination as one GET shows it: with what it holds. */
-const WebhookWithHeld = Type.Object({ ...Webhook.properties, held: Held });
+const WebhookWithHeld = Type.Object({ ...Webhook.properties, health: Health, held: Held });
+const ListedWebhook = Type.Object({ ...Webhook.properties, health: Health });
 
 const Secret = Type.String({ description: "Signing secret (`whs_…`). Shown only on create and rotate." });
 
@@ -427,6 +429,7 @@ export function urlChecker(rt: Runtime, field: string): (url: string | undefined
 export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
   const checkUrl = urlChecker(rt, "body.url");
+  const readHealth = healthReader(rt);
 
   const tags = ["webhooks"];
   const security = adminSecurity;
@@ -440,23 +443,27 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
         summary: "List webhook destinations",
         description: "Oldest first.",
         querystring: ListQuery,
-        response: { 200: Paged(Webhook), ...errorResponses },
+        response: { 200: Paged(ListedWebhook), ...errorResponses },
       },
     },
     async (request) => {
       const { orgId } = adminOf(request);
       const withSigning = async (pageOf: PageOf, perPage: number) => {
         const page = await listWebhooks(db, orgId, pageOf, perPage);
-        const signing = await signingSettingsOf(
-          db,
-          page.rows.map((w) => w.id),
-        );
+        const [signing, health] = await Promise.all([
+          signingSettingsOf(
+            db,
+            page.rows.map((w) => w.id),
+          ),
+          readHealth(page.rows),
+        ]);
         // A destination deleted between the two reads has no settings: it is gone, so it is left out.
         return {
           ...page,
           rows: page.rows.flatMap((w) => {
             const settings = signing.get(w.id);
-            return settings ? [presentWebhook(w, settings)] : [];
+            const h = health.get(w.id);
+            return settings && h ? [{ ...presentWebhook(w, settings), health: h }] : [];
           }),
         };
       };
@@ -519,11 +526,17 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (
       },
     },
     async (request) => {
-      const view = await loadWebhook(db, adminOf(request).orgId, request.params.id);
-      if (!view) throw notFound("webhook destination");
-      const held = await heldCounts(db, view.id, rt.config.deliveryRetentionMs);
+      const { orgId } = adminOf(request);
+      const row = await getWebhook(db, orgId, request.params.id);
+      const view = row && (await loadWebhook(db, orgId, row.id));
+      if (!row || !view) throw notFound("webhook destination");
+      const [held, health] = await Promise.all([
+        heldCounts(db, view.id, rt.config.deliveryRetentionMs),
+        readHealth([row]),
+      ]);
       return {
         ...view,
+        health: health.get(row.id) as NonNullable<ReturnType<typeof health.get>>,
         held: { total: held.total, past_retention: held.pastRetention, estimated: held.estimated },
       };
     },

@@ -6,7 +6,10 @@ import { AuditLogPage } from "./pages/audit-log.ts";
 import { AutomationsPage } from "./pages/automations.ts";
 import { DeliveriesPage, DeliveryPage } from "./pages/deliveries.ts";
 import { DestinationPage, DestinationsPage, NewDestinationPage } from "./pages/destinations.ts";
+import { FeedbackPage } from "./pages/feedback.ts";
 import { KeysPage } from "./pages/keys.ts";
+import { OverviewPage } from "./pages/overview.ts";
+import { RecordsPage } from "./pages/records.ts";
 import { SignIn } from "./pages/sign-in.ts";
 import { ValidatorPage } from "./pages/validator.ts";
 import { Flash } from "./ui.ts";
@@ -27,8 +30,11 @@ function useRoute(): string[] {
 }
 
 const NAV: Array<[string, string]> = [
+  ["overview", "Overview"],
   ["destinations", "Destinations"],
   ["automations", "Automations"],
+  ["feedback", "Feedback integrations"],
+  ["records", "Records"],
   ["keys", "API keys"],
   ["audit-log", "Audit log"],
   ["validator", "Payload validator"],
@@ -48,10 +54,14 @@ function page(route: string[], me: Me): VNode {
       return html`<${DestinationsPage} me=${me} />`;
     case "keys":
       return html`<${KeysPage} me=${me} />`;
+    case "feedback":
+      return html`<${FeedbackPage} me=${me} />`;
+    case "records":
+      return html`<${RecordsPage} id=${a} />`;
     case "audit-log":
       return html`<${AuditLogPage} />`;
     default:
-      return html`<${DestinationsPage} me=${me} />`;
+      return html`<${OverviewPage} />`;
   }
 }
 
@@ -78,7 +88,7 @@ function App(): VNode {
         <ul>
           ${NAV.map(
             ([path, label]) =>
-              html`<li><a href=${`#/${path}`} aria-current=${route[0] === path ? "page" : undefined}>${label}</a></li>`,
+              html`<li><a href=${`#/${path}`} aria-current=${(route[0] ?? "overview") === path ? "page" : undefined}>${label}</a></li>`,
           )}
         </ul>
       </nav>

@@ -1,6 +1,6 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
-import { Field, type FieldErrors } from "../ui.ts";
+import { Field, type FieldErrors, When } from "../ui.ts";
 
 export type Kind = "webhook" | "slack" | "email";
 
@@ -161,4 +161,22 @@ export function fieldNames(kind: Kind, draft: DestinationDraft): string[] {
     ...(draft.authType === "custom_header" ? ["auth.header_name"] : []),
     ...(draft.authType !== "none" ? ["auth.credential"] : []),
   ];
+}
+
+/** A destination's health as the API shows it. */
+export interface HealthView {
+  state: "healthy" | "failing" | "disabled";
+  failing_since: string | null;
+  breaker: string;
+}
+
+/** Healthy, failing since when, or disabled with its reason; and the breaker when it is not closed. */
+export function Health(props: { d: { health: HealthView; disabled_reason: string | null } }): VNode {
+  const { health } = props.d;
+  const breaker =
+    health.breaker === "closed" ? null : html` <span class="badge bad">breaker ${health.breaker}</span>`;
+  if (health.state === "healthy") return html`<span class="badge ok">healthy</span>${breaker}`;
+  if (health.state === "failing")
+    return html`<span class="badge bad">failing since <${When} at=${health.failing_since} /></span>${breaker}`;
+  return html`<span class="badge warn">disabled${props.d.disabled_reason ? `: ${props.d.disabled_reason}` : ""}</span>${breaker}`;
 }

@@ -9,6 +9,8 @@ import {
   DestinationFields,
   EMPTY_DRAFT,
   fieldNames,
+  Health,
+  type HealthView,
   isKind,
   KINDS,
   type Kind,
@@ -29,6 +31,7 @@ interface Shown {
   to?: string[];
   cc?: string[];
   held?: { total: number };
+  health: HealthView;
   updated_at: string;
 }
 
@@ -134,11 +137,7 @@ export function DestinationPage(props: { me: Me; kind: string; id: string }): VN
   return html`<h1>${d.name || d.url}</h1>
     <p class="muted">${KINDS[kind].noun} destination <code>${d.id}</code> · updated <${When} at=${d.updated_at} /></p>
     <p>
-      ${
-        d.enabled
-          ? html`<span class="badge ok" data-testid="state">enabled</span>`
-          : html`<span class="badge warn" data-testid="state">disabled${d.disabled_reason ? `: ${d.disabled_reason}` : ""}</span>`
-      }
+      <span data-testid="state">${d.enabled ? "enabled" : "disabled"}</span> · <${Health} d=${d} />
       ${d.held && d.held.total > 0 ? html` <span class="badge">${d.held.total} held</span>` : null}
     </p>
     ${notice}

@@ -8,6 +8,8 @@ import {
   DestinationFields,
   EMPTY_DRAFT,
   fieldNames,
+  Health,
+  type HealthView,
   isKind,
   KINDS,
   type Kind,
@@ -24,6 +26,7 @@ export interface Destination {
   events: string[];
   disabled_reason: string | null;
   description?: string | null;
+  health: HealthView;
 }
 
 /** Every destination of one kind, walked by cursor (an organization has a handful, not thousands). */
@@ -40,11 +43,6 @@ async function allOf(kind: Kind): Promise<Answer<Destination[]>> {
     cursor = a.data.next_cursor;
   } while (cursor);
   return { ok: true, status: 200, data: rows };
-}
-
-function Health(props: { d: Destination }): VNode {
-  if (props.d.enabled) return html`<span class="badge ok">enabled</span>`;
-  return html`<span class="badge warn">disabled${props.d.disabled_reason ? `: ${props.d.disabled_reason}` : ""}</span>`;
 }
 
 export function DestinationsPage(props: { me: Me }): VNode {
@@ -79,7 +77,7 @@ export function DestinationsPage(props: { me: Me }): VNode {
               lists[kind].length === 0
                 ? html`<p class="muted">None yet.</p>`
                 : html`<table>
-                  <thead><tr><th scope="col">Destination</th><th scope="col">Events</th><th scope="col">State</th></tr></thead>
+                  <thead><tr><th scope="col">Destination</th><th scope="col">Events</th><th scope="col">Health</th></tr></thead>
                   <tbody>
                     ${lists[kind].map(
                       (d) => html`<tr>
