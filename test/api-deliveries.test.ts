@@ -106,6 +106,27 @@ describe("admin API: delivery history, retries, tests, disable/enable and delete
     assert.equal(a.response_excerpt, '{"ok":true}');
     assert.ok(a.duration_ms >= 0);
     assert.ok(!Number.isNaN(Date.parse(a.started_at)));
+    // The request as it was sent: every header the receiver got, the signature the same bytes (it is
+    // recomputed for the attempt's timestamp), the credential masked.
+    assert.equal(d.request.url, r.url);
+    assert.equal(d.request.headers.authorization, "Bearer ••••••••");
+    for (const h of [
+      "content-type",
+      "user-agent",
+      "idempotency-key",
+      "webhook-id",
+      "webhook-timestamp",
+      "webhook-signature",
+    ])
+      assert.equal(d.request.headers[h], got.headers[h], h);
+    assert.equal(Date.parse(d.request.signed_at), Date.parse(a.started_at));
+    assert.ok(!JSON.stringify(d).includes("test-cred-1"));
+    // A read-only key sees no signature it could replay the request with.
+    const ro = await s.api.post("/api/keys", { scope: "read-only" });
+    const seen = (await s.api.as(ro.json.api_key).get(`${WH}/${wh.id}/deliveries/${sent.json.delivery_id}`))
+      .json;
+    assert.equal(seen.request.headers["webhook-signature"], "(shown to admin keys only)");
+    assert.equal((await s.api.delete(`/api/keys/${ro.json.id}`)).status, 204);
 
     const list = await s.api.get(`${WH}/${wh.id}/deliveries`);
     assert.equal(list.status, 200);

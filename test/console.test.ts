@@ -178,6 +178,11 @@ describe("admin console", () => {
     await page.getByRole("heading", { name: /Delivery/ }).waitFor();
     assert.equal(await page.getByTestId("attempt").count(), 1);
     assert.match((await page.getByTestId("attempt").first().textContent()) ?? "", /200/);
+    const headers = (await page.getByTestId("request-headers").textContent()) ?? "";
+    assert.match(headers, /authorizationBearer ••••••••/);
+    assert.ok(!headers.includes("console-credential-1"), "the credential is masked");
+    const sent = receiver.requests.find((r) => r.path === "/hook");
+    assert.ok(headers.includes(String(sent?.headers["webhook-signature"])), "the signature it was sent with");
 
     const before = receiver.requests.length;
     await page.getByRole("button", { name: "Retry now" }).click();

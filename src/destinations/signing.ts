@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
-import { type SignatureScheme, webhooks } from "../db/schema.ts";
+import { type AuthType, type SignatureScheme, webhooks } from "../db/schema.ts";
 import type { SecretBox } from "../secrets/box.ts";
 import { sealContext } from "../secrets/contexts.ts";
 import { generateEd25519KeyPair } from "../signing/ed25519.ts";
@@ -148,4 +148,38 @@ export async function setSignatureScheme(
     .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId), notDeleted))
     .returning({ id: webhooks.id });
   return rows.length > 0;
+}
+
+/** What signs and authenticates a webhook destination's requests, still sealed. */
+export interface SealedSigning {
+  authType: AuthType;
+  authHeaderName: string | null;
+  credentialSealed: string | null;
+  signatureScheme: SignatureScheme;
+  signingSecretSealed: string;
+  previousSigningSecretSealed: string | null;
+  previousSecretExpiresAt: Date | null;
+  ed25519SecretKeySealed: string | null;
+}
+
+/** One webhook destination's sealed signing and auth material, for showing what its requests carry. */
+export async function getSealedSigning(
+  db: Executor,
+  orgId: string,
+  webhookId: string,
+): Promise<SealedSigning | undefined> {
+  const [row] = await db
+    .select({
+      authType: webhooks.authType,
+      authHeaderName: webhooks.authHeaderName,
+      credentialSealed: webhooks.credentialSealed,
+      signatureScheme: webhooks.signatureScheme,
+      signingSecretSealed: webhooks.signingSecretSealed,
+      previousSigningSecretSealed: webhooks.previousSigningSecretSealed,
+      previousSecretExpiresAt: webhooks.previousSecretExpiresAt,
+      ed25519SecretKeySealed: webhooks.ed25519SecretKeySealed,
+    })
+    .from(webhooks)
+    .where(and(eq(webhooks.id, webhookId), eq(webhooks.orgId, orgId)));
+  return row;
 }

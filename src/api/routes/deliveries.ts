@@ -12,6 +12,8 @@ import { insertDeliveries, retryNow } from "../../delivery/outbox.ts";
 import { queueDeliveries, releaseInBatches } from "../../delivery/queue.ts";
 import { EVENT_TYPES } from "../../destinations/events.ts";
 import { recoverFailed } from "../../destinations/health.ts";
+import { shownRequestHeaders } from "../../destinations/shown-request.ts";
+import { getSealedSigning } from "../../destinations/signing.ts";
 import { getWebhook } from "../../destinations/store.ts";
 import { testDelivery } from "../../destinations/test-events.ts";
 import type { Runtime } from "../../runtime.ts";
@@ -90,6 +92,18 @@ const Attempt = Type.Object({
 const Detail = Type.Object({
   ...Summary.properties,
   payload: Type.Unknown({ description: "The exact request body, parsed back to JSON." }),
+  request: Nullable(
+    Type.Object({
+      method: Type.Literal("POST"),
+      url: Type.String(),
+      headers: Type.Record(Type.String(), Type.String(), {
+        description:
+          "The headers it is sent with: the credential masked; the signature for the last attempt's timestamp (or now, before any) with the destination's signing secrets as they are now, shown to admin keys only.",
+      }),
+      signed_at: Timestamp("The time the shown signature is for."),
+    }),
+    { description: "The request as a webhook destination sends it; null for Slack and email." },
+  ),
   attempts: Type.Array(Attempt),
 });
 
@@ -227,9 +241,26 @@ export const deliveryRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime; kind: Dest
       const webhook = await webhookOf(orgId, request.params.id);
       const d = await getDelivery(db, orgId, webhook.id, request.params.delivery_id);
       if (!d) throw notFound("delivery");
+      const sealed = kind === "webhook" ? await getSealedSigning(db, orgId, webhook.id) : undefined;
+      const signedAt = d.attempts.at(-1)?.startedAt ?? new Date();
       return {
         ...presentSummary(d),
         payload: parsePayload(d.payload),
+        request: sealed
+          ? {
+              method: "POST" as const,
+              url: webhook.url,
+              headers: shownRequestHeaders(
+                rt.box,
+                webhook.id,
+                d,
+                sealed,
+                signedAt,
+                adminOf(request).scope === "admin",
+              ),
+              signed_at: iso(signedAt),
+            }
+          : null,
         attempts: d.attempts.map((a) => ({
           attempt_number: a.attemptNumber,
           started_at: iso(a.startedAt),

@@ -20,6 +20,7 @@ interface Summary {
 
 interface Detail extends Summary {
   payload: unknown;
+  request: { method: string; url: string; headers: Record<string, string>; signed_at: string } | null;
   attempts: Array<{
     attempt_number: number;
     started_at: string;
@@ -207,6 +208,21 @@ export function DeliveryPage(props: { me: Me; kind: string; id: string; delivery
             )}
           </tbody>
         </table>`
+    }
+    ${
+      d.request
+        ? html`<h2>Request</h2>
+          <p><code>${d.request.method} ${d.request.url}</code></p>
+          <p class="muted">The credential is masked; the signature is the one for <${When} at=${d.request.signed_at} />,
+            with the destination's signing secrets as they are now.</p>
+          <table data-testid="request-headers">
+            <thead><tr><th scope="col">Header</th><th scope="col">Value</th></tr></thead>
+            <tbody>${Object.entries(d.request.headers).map(
+              ([k, v]) =>
+                html`<tr><th scope="row"><code>${k}</code></th><td><code class="excerpt">${v}</code></td></tr>`,
+            )}</tbody>
+          </table>`
+        : null
     }
     <h2>Payload</h2>
     <pre class="payload">${JSON.stringify(d.payload, null, 2)}</pre>`;
