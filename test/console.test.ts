@@ -215,9 +215,43 @@ describe("admin console", () => {
     await page.getByRole("link", { name: "Overview" }).click();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await page.locator(".chart canvas").first().waitFor();
-    assert.ok(Number(await page.getByTestId("delivered-total").textContent()) >= 1);
+    const caption = /^(\d+) delivered, (\d+) failed in the last 1h$/.exec(
+      ((await page.locator("figcaption").textContent()) ?? "").trim(),
+    );
+    assert.ok(caption && Number(caption[1]) >= 1, `the chart's caption: ${caption?.[0]}`);
     await page.getByRole("button", { name: "Last day" }).click();
     await page.getByRole("button", { name: "Last day", pressed: true }).waitFor();
+  });
+
+  test("seed 001's flow: add a webhook from inside an automation and save it there", async () => {
+    const page = await signedIn();
+    await page.goto(`${s.api.url}/console#/automations/new`);
+    await page.getByLabel("Name").fill("On-call escalations");
+    await page.getByRole("button", { name: "Add webhook" }).click();
+    await page.getByLabel("URL").fill(`${receiver.url}/oncall`);
+    await page.getByLabel("Authentication").selectOption("api_key");
+    await page.getByLabel("Credential").fill("oncall-key-9");
+    await page.getByRole("button", { name: "Add this webhook" }).click();
+    assert.match((await page.getByTestId("shown-once").textContent()) ?? "", /^whs_/);
+    const added = page.getByLabel(
+      new RegExp(`${receiver.url}/oncall`.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")),
+    );
+    assert.ok(await added.isChecked(), "the new webhook is chosen for the automation");
+    await page.getByRole("button", { name: "Create automation" }).click();
+    await page.getByText("Automation created.").waitFor();
+    const list = (await s.api.get("/api/automations")).json.data as Array<{
+      name: string;
+      destination_ids: string[];
+    }>;
+    const made = list.find((a) => a.name === "On-call escalations");
+    const hooks = (await s.api.get("/api/integrations/webhooks")).json.data as Array<{
+      id: string;
+      url: string;
+      auth: { type: string; credential_set: boolean };
+    }>;
+    const hook = hooks.find((h) => h.url === `${receiver.url}/oncall`);
+    assert.deepEqual(made?.destination_ids, [hook?.id]);
+    assert.deepEqual(hook?.auth, { type: "api_key", header_name: null, credential_set: true });
   });
 
   test("a failing destination shows as failing in the list and on the overview", async () => {
