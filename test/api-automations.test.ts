@@ -70,11 +70,13 @@ describe("admin API: automations", () => {
       "destination_ids",
       "filter",
       "id",
+      "last_fired_at",
       "name",
       "trigger",
       "updated_at",
       "webhook_ids",
     ]);
+    assert.equal(a.last_fired_at, null, "it has not fired yet");
     const v = valid();
     assert.equal(a.name, v.name);
     assert.equal(a.active, true);

@@ -211,6 +211,12 @@ describe("admin console", () => {
     const verdict = page.getByTestId("verdict").filter({ hasText: "Escalations from the console" });
     await verdict.locator(".badge.ok").getByText("fired").waitFor();
 
+    // The automations list says when it last fired; one that never did says so.
+    await page.getByRole("link", { name: "Automations" }).click();
+    const fired = page.getByRole("row", { name: /Escalations from the console/ });
+    await fired.waitFor();
+    assert.ok(await fired.getByTestId("last-fired").locator("time").count(), "a time, not never");
+
     // The overview counts it among the organization's deliveries of the last hour.
     await page.getByRole("link", { name: "Overview" }).click();
     await page.getByRole("heading", { name: "Overview" }).waitFor();

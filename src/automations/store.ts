@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { keysetPage, type Page, type PageOf } from "../db/paging.ts";
 import {
@@ -225,4 +225,20 @@ export async function deleteAutomation(db: Executor, orgId: string, id: string):
     .where(and(eq(automations.id, id), eq(automations.orgId, orgId)))
     .returning({ id: automations.id });
   return rows.length > 0;
+}
+
+/**
+ * When each of `ids` last fired (its conditions held for a record), from the newest fired verdict: one
+ * backward step of `record_evaluations_fired_idx` per automation. Automations that never fired are absent.
+ */
+export async function lastFiredAt(db: Executor, ids: string[]): Promise<Map<string, Date>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.execute<{ id: string; at: string | null }>(sql`
+    select a.id, (select e.evaluated_at from record_evaluations e
+                  where e.automation_id = a.id and e.fired order by e.evaluated_at desc limit 1)::text as at
+    from unnest(array[${sql.join(
+      ids.map((i) => sql`${i}`),
+      sql`, `,
+    )}]::text[]) as a(id)`);
+  return new Map(rows.flatMap((r) => (r.at ? [[r.id, new Date(r.at)] as const] : [])));
 }

@@ -358,5 +358,9 @@ export const recordEvaluations = pgTable(
     reason: text("reason").notNull(),
     evaluatedAt: timestamp("evaluated_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.recordId, t.automationId] })],
+  (t) => [
+    primaryKey({ columns: [t.recordId, t.automationId] }),
+    // "When it last fired", one backward index step per automation; only fired verdicts are indexed.
+    index("record_evaluations_fired_idx").on(t.automationId, t.evaluatedAt).where(sql`${t.fired}`),
+  ],
 );

@@ -6,6 +6,7 @@ import {
   createAutomation,
   deleteAutomation,
   getAutomation,
+  lastFiredAt,
   listAutomations,
   type MetadataCondition,
   unknownIntegrationIds,
@@ -13,12 +14,22 @@ import {
   updateAutomation,
 } from "../../automations/store.ts";
 import type { Executor } from "../../db/client.ts";
+import type { PageOf } from "../../db/paging.ts";
 import type { Runtime } from "../../runtime.ts";
 import { auditTarget } from "../audit.ts";
 import { adminOf } from "../auth.ts";
 import { invalidField, missingField, notFound } from "../errors.ts";
 import { answerList, ListQuery, Paged } from "../paging.ts";
-import { adminSecurity, errorResponses, iso, NoQuery, PathId, StringEnum, Timestamp } from "../schemas.ts";
+import {
+  adminSecurity,
+  errorResponses,
+  iso,
+  NoQuery,
+  Nullable,
+  PathId,
+  StringEnum,
+  Timestamp,
+} from "../schemas.ts";
 
 const LEVELS = ["low", "medium", "high", "extreme"] as const;
 const RECORD_TYPES = [
@@ -142,6 +153,16 @@ const Automation = Type.Object({
 
 const IdParams = Type.Object({ id: PathId("Automation id (`aut_…`)") }, { additionalProperties: false });
 
+/** An automation as lists and `GET` show it: with when it last fired. */
+const ShownAutomation = Type.Object({
+  ...Automation.properties,
+  last_fired_at: Nullable(
+    Timestamp(
+      "When a record last met its conditions (whether or not that alert already existed); null if never.",
+    ),
+  ),
+});
+
 function present(a: AutomationView) {
   return {
     id: a.id,
@@ -246,12 +267,23 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         summary: "List automations",
         description: "Oldest first.",
         querystring: ListQuery,
-        response: { 200: Paged(Automation), ...errorResponses },
+        response: { 200: Paged(ShownAutomation), ...errorResponses },
       },
     },
     async (request) => {
       const { orgId } = adminOf(request);
-      return answerList(request.query, "aut", (p, n) => listAutomations(db, orgId, p, n), present);
+      const withLastFired = async (p: PageOf, n: number) => {
+        const page = await listAutomations(db, orgId, p, n);
+        const fired = await lastFiredAt(
+          db,
+          page.rows.map((a) => a.id),
+        );
+        return {
+          ...page,
+          rows: page.rows.map((a) => ({ ...present(a), last_fired_at: iso(fired.get(a.id) ?? null) })),
+        };
+      };
+      return answerList(request.query, "aut", withLastFired, (v) => v);
     },
   );
 
@@ -264,7 +296,7 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         summary: "Create an automation",
         querystring: NoQuery,
         body: CreateBody,
-        response: { 201: Automation, ...errorResponses },
+        response: { 201: ShownAutomation, ...errorResponses },
       },
     },
     async (request, reply) => {
@@ -287,7 +319,7 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         return made;
       });
       request.log.info({ automation: created.id }, "automation created");
-      return reply.code(201).send(present(created));
+      return reply.code(201).send({ ...present(created), last_fired_at: null });
     },
   );
 
@@ -300,13 +332,14 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         summary: "Get an automation",
         params: IdParams,
         querystring: NoQuery,
-        response: { 200: Automation, ...errorResponses },
+        response: { 200: ShownAutomation, ...errorResponses },
       },
     },
     async (request) => {
       const a = await getAutomation(db, adminOf(request).orgId, request.params.id);
       if (!a) throw notFound("automation");
-      return present(a);
+      const fired = await lastFiredAt(db, [a.id]);
+      return { ...present(a), last_fired_at: iso(fired.get(a.id) ?? null) };
     },
   );
 
@@ -320,7 +353,7 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
         params: IdParams,
         querystring: NoQuery,
         body: PatchBody,
-        response: { 200: Automation, ...errorResponses },
+        response: { 200: ShownAutomation, ...errorResponses },
       },
     },
     async (request) => {
@@ -346,7 +379,8 @@ export const automationRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = asyn
       });
       if (!updated) throw notFound("automation");
       request.log.info({ automation: id, fields: Object.keys(body) }, "automation updated");
-      return present(updated);
+      const fired = await lastFiredAt(db, [updated.id]);
+      return { ...present(updated), last_fired_at: iso(fired.get(updated.id) ?? null) };
     },
   );
 

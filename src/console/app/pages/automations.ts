@@ -2,7 +2,7 @@ import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { call, type Me, type Paged } from "../api.ts";
-import { Banner, errorsOf, Field, type FieldErrors, FormError, flashNext, ShownOnce } from "../ui.ts";
+import { Banner, errorsOf, Field, type FieldErrors, FormError, flashNext, ShownOnce, When } from "../ui.ts";
 import { bodyOf, DestinationFields, EMPTY_DRAFT, fieldNames } from "./destination-form.ts";
 
 const LEVELS = ["low", "medium", "high", "extreme"] as const;
@@ -19,6 +19,7 @@ interface Automation {
     require_sentiment_degraded?: boolean;
   };
   destination_ids: string[];
+  last_fired_at?: string | null;
 }
 
 interface Target {
@@ -82,13 +83,14 @@ function AutomationList(props: { me: Me }): VNode {
           ? html`<p class="muted">None yet.</p>`
           : html`<table>
             <thead><tr><th scope="col">Name</th><th scope="col">Active</th><th scope="col">Watches</th>
-              <th scope="col">Destinations</th></tr></thead>
+              <th scope="col">Destinations</th><th scope="col">Last fired</th></tr></thead>
             <tbody>${list.map(
               (a) => html`<tr>
                 <td><a href=${`#/automations/${a.id}`}>${a.name}</a></td>
                 <td>${a.active ? html`<span class="badge ok">active</span>` : html`<span class="badge">paused</span>`}</td>
                 <td>${summary(a)}</td>
                 <td>${a.destination_ids.length}</td>
+                <td data-testid="last-fired">${a.last_fired_at ? html`<${When} at=${a.last_fired_at} />` : "never"}</td>
               </tr>`,
             )}</tbody>
           </table>`

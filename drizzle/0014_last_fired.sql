@@ -1,0 +1,1 @@
+CREATE INDEX "record_evaluations_fired_idx" ON "record_evaluations" USING btree ("automation_id","evaluated_at") WHERE "record_evaluations"."fired";
