@@ -141,6 +141,17 @@ describe("admin console", () => {
 
     await page.goto(`${s.api.url}/console#/automations/new`);
     await page.getByLabel("Name").fill("Escalations from the console");
+    // A bad metadata condition: the API's message shows under the conditions box.
+    await page
+      .getByLabel("Metadata conditions (JSON)")
+      .fill('[{"field": "plan", "op": "like", "value": "x"}]');
+    await page.getByLabel(new RegExp(webhookId)).check();
+    await page.getByRole("button", { name: "Create automation" }).click();
+    const metaError = page.locator("#f-filter-metadata-error");
+    await metaError.waitFor();
+    assert.match((await metaError.textContent()) ?? "", /filter\.metadata.*op/);
+    await page.getByLabel("Metadata conditions (JSON)").fill("");
+    await page.getByLabel(new RegExp(webhookId)).uncheck();
     await page.getByLabel("Fire at escalation level").selectOption("high");
     await page.getByLabel(new RegExp(webhookId)).check();
     await page.getByRole("button", { name: "Create automation" }).click();
@@ -213,6 +224,7 @@ describe("admin console", () => {
 
     // The automations list says when it last fired; one that never did says so.
     await page.getByRole("link", { name: "Automations" }).click();
+    await page.getByRole("heading", { name: "Automations" }).waitFor();
     const fired = page.getByRole("row", { name: /Escalations from the console/ });
     await fired.waitFor();
     assert.ok(await fired.getByTestId("last-fired").locator("time").count(), "a time, not never");

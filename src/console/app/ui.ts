@@ -11,6 +11,14 @@ export function errorsOf(error: ApiError): FieldErrors {
   return { [error.field ?? "_form"]: error.msg };
 }
 
+/** The error for a field or anything inside it (`filter.metadata` shows one about `filter.metadata[0].op`). */
+export function errorFor(errors: FieldErrors, name: string): string | undefined {
+  const key = Object.keys(errors).find(
+    (k) => k === name || k.startsWith(`${name}.`) || k.startsWith(`${name}[`),
+  );
+  return key === undefined ? undefined : errors[key];
+}
+
 let idCounter = 0;
 /** A page-unique id for tying a label and an error message to their control. */
 export function uid(prefix: string): string {
@@ -30,7 +38,7 @@ export function Field(props: {
   render: (a: { id: string; describedBy: string | undefined; invalid: boolean }) => VNode;
 }): VNode {
   const id = `f-${props.name.replace(/[^\w-]/g, "-")}`;
-  const error = props.errors[props.name];
+  const error = errorFor(props.errors, props.name);
   const describedBy = [error ? `${id}-error` : "", props.hint ? `${id}-hint` : ""].filter(Boolean).join(" ");
   return html`<div class="field">
     <label for=${id}>${props.label}</label>
@@ -42,7 +50,9 @@ export function Field(props: {
 
 /** The form-level error (one that names no field), or the one of a field the form does not show. */
 export function FormError(props: { errors: FieldErrors; shown: string[] }): VNode | null {
-  const stray = Object.entries(props.errors).filter(([k]) => k === "_form" || !props.shown.includes(k));
+  const stray = Object.entries(props.errors).filter(
+    ([k]) => k === "_form" || !props.shown.some((name) => errorFor({ [k]: "" }, name) !== undefined),
+  );
   if (stray.length === 0) return null;
   return html`<div class="banner error" role="alert">${stray.map(([, msg]) => html`<p>${msg}</p>`)}</div>`;
 }

@@ -2,7 +2,17 @@ import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { call, type Me, type Paged } from "../api.ts";
-import { Banner, errorsOf, Field, type FieldErrors, FormError, flashNext, ShownOnce, When } from "../ui.ts";
+import {
+  Banner,
+  errorFor,
+  errorsOf,
+  Field,
+  type FieldErrors,
+  FormError,
+  flashNext,
+  ShownOnce,
+  When,
+} from "../ui.ts";
 import { bodyOf, DestinationFields, EMPTY_DRAFT, fieldNames } from "./destination-form.ts";
 
 const LEVELS = ["low", "medium", "high", "extreme"] as const;
@@ -151,7 +161,7 @@ function Checks(props: {
   errors: FieldErrors;
   onChange: (chosen: string[]) => void;
 }): VNode {
-  const error = props.errors[props.name];
+  const error = errorFor(props.errors, props.name);
   const toggle = (id: string) => (e: Event) => {
     const on = (e.target as HTMLInputElement).checked;
     props.onChange(on ? [...props.chosen, id] : props.chosen.filter((x) => x !== id));
