@@ -66,7 +66,7 @@ describe("scoped keys and the audit log", () => {
     await assertNoOpenHandles(baseline);
   });
 
-  test("a read-only key is refused on every write route of the OpenAPI document, and changes nothing", async () => {
+  test("a read-only key is refused on every write route of the OpenAPI document, and changes nothing", async (t) => {
     const api = s.api;
     const webhook = await api.post(WH, {
       url: receiver.url,
@@ -120,6 +120,7 @@ describe("scoped keys and the audit log", () => {
       }
     }
     assert.ok(writes.length >= 30, `only ${writes.length} write routes found: ${writes.join(", ")}`);
+    t.diagnostic(`${writes.length} write routes refused to the read-only key`);
     // A process older than scopes looks keys up by the token's plain SHA-256: it must find none for a
     // read-only token (and answer 401) rather than take it for an admin key during a rolling upgrade.
     assert.match(readOnly.json.api_key, /^esr_/);
