@@ -116,6 +116,15 @@ describe("admin console", () => {
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the key is forgotten");
     await page.reload();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
+
+    // A key revoked while signed in: the next page says so and asks for a key again.
+    const doomed = await s.api.post("/api/keys", { name: "soon revoked" });
+    const tab = await signedIn(doomed.json.api_key);
+    assert.equal((await s.api.delete(`/api/keys/${doomed.json.id}`)).status, 204);
+    await tab.getByRole("link", { name: "Automations" }).click();
+    await tab.getByText("Your key no longer works").waitFor();
+    await tab.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.equal(await tab.evaluate(() => sessionStorage.length), 0);
   });
 
   test("a webhook and an automation made through the forms deliver an escalation; the log shows it with its attempt; retry sends it again", async () => {

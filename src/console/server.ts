@@ -127,7 +127,7 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
     "/console/vendor/:name",
     { schema: { hide: true } },
     async (request, reply) => {
-      const file = VENDOR[request.params.name];
+      const file = Object.hasOwn(VENDOR, request.params.name) ? VENDOR[request.params.name] : undefined;
       if (!file) throw notFound("console file");
       const body = await load(`vendor/${request.params.name}`, () => readFile(file, "utf8"));
       const type = file.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8";

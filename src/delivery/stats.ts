@@ -26,7 +26,7 @@ export async function deliveryStats(
   db: Executor,
   orgId: string,
   window: StatWindow,
-  countCap = 1_000_000,
+  countCap = 100_000,
 ): Promise<DeliveryStats> {
   const since = sql`date_trunc('minute', now()) - make_interval(secs => ${STAT_WINDOWS[window] - 60})`;
   const mine = sql`webhook_id in (select id from webhooks where org_id = ${orgId})`;

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { and, eq, isNotNull, or, sql } from "drizzle-orm";
-import { Type } from "typebox";
+import { and, eq, isNotNull, sql } from "drizzle-orm";
+import { type Static, Type } from "typebox";
 import { webhooks } from "../../db/schema.ts";
 import { deliveryStats, STAT_WINDOWS } from "../../delivery/stats.ts";
 import { notDeleted } from "../../destinations/store.ts";
@@ -8,8 +8,16 @@ import type { Runtime } from "../../runtime.ts";
 import { adminOf } from "../auth.ts";
 import { adminSecurity, errorResponses, iso, Nullable, StringEnum, Timestamp } from "../schemas.ts";
 
-/** Most unhealthy destinations one answer lists. */
+/** Most destinations one answer lists as failing, and as disabled. */
 const MAX_LISTED = 100;
+/**
+ * How long one organization's answer is reused, in ms: the series walks every delivery of the window, so a
+ * busy tenant clicking through the overview re-reads a day at most this often per API process. An hour is
+ * a 24th of that and is read fresh.
+ */
+const CACHE_MS = { "1h": 0, "24h": 30_000 } as const;
+/** Answers kept at once; the oldest goes first. */
+const CACHE_ENTRIES = 1000;
 
 const Unhealthy = Type.Object({
   id: Type.String(),
@@ -19,12 +27,36 @@ const Unhealthy = Type.Object({
   disabled_reason: Nullable(Type.String()),
 });
 
+const StatsAnswer = Type.Object({
+  window: StringEnum(["1h", "24h"] as const),
+  bucket_seconds: Type.Integer({ description: "60: one point per minute." }),
+  series: Type.Array(
+    Type.Object({
+      at: Timestamp("The minute's start."),
+      delivered: Type.Integer(),
+      failed: Type.Integer(),
+      waiting: Type.Integer(),
+    }),
+  ),
+  pending: Type.Integer(),
+  held: Type.Integer(),
+  failing: Type.Array(Unhealthy),
+  disabled: Type.Array(Unhealthy),
+});
+
 /**
  * `GET /api/stats/deliveries?window=1h|24h`: the organization's own deliveries per minute by outcome, its
  * backlog and its unhealthy destinations. Nothing installation-wide (other tenants' queue depth) is in it.
  */
 export const statsRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (app, { rt }) => {
   const db = rt.database.db;
+  const answers = new Map<string, { until: number; answer: Static<typeof StatsAnswer> }>();
+  const remember = (key: string, answer: Static<typeof StatsAnswer>, ms: number) => {
+    answers.delete(key);
+    answers.set(key, { until: Date.now() + ms, answer });
+    const oldest = answers.keys().next().value;
+    if (answers.size > CACHE_ENTRIES && oldest !== undefined) answers.delete(oldest);
+  };
   app.get(
     "/stats/deliveries",
     {
@@ -32,7 +64,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (ap
         tags: ["stats"],
         summary: "The organization's deliveries per minute by outcome",
         description:
-          "For the last hour or day, one point per minute (zeros included): the deliveries created in that minute, by how they stand now (`delivered`, `failed`, or `waiting`: pending or held). Also the organization's pending and held counts (each counted up to 1,000,000) and up to 100 destinations that are failing or disabled. Only this organization's deliveries are counted.",
+          "For the last hour or day, one point per minute (zeros included): the deliveries created in that minute, by how they stand now (`delivered`, `failed`, or `waiting`: pending or held). Also the organization's pending and held counts (each counted up to 100,000) and up to 100 destinations that are failing and up to 100 disabled ones. Only this organization's deliveries are counted. A `24h` answer is reused for up to 30 s.",
         security: adminSecurity,
         querystring: Type.Object(
           {
@@ -41,22 +73,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (ap
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({
-            window: StringEnum(["1h", "24h"] as const),
-            bucket_seconds: Type.Integer({ description: "60: one point per minute." }),
-            series: Type.Array(
-              Type.Object({
-                at: Timestamp("The minute's start."),
-                delivered: Type.Integer(),
-                failed: Type.Integer(),
-                waiting: Type.Integer(),
-              }),
-            ),
-            pending: Type.Integer(),
-            held: Type.Integer(),
-            failing: Type.Array(Unhealthy),
-            disabled: Type.Array(Unhealthy),
-          }),
+          200: StatsAnswer,
           ...errorResponses,
         },
       },
@@ -64,44 +81,53 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ rt: Runtime }> = async (ap
     async (request) => {
       const { orgId } = adminOf(request);
       const window = request.query.window;
-      const [stats, unhealthy] = await Promise.all([
-        deliveryStats(db, orgId, window),
+      const cacheKey = `${orgId}:${window}`;
+      const cached = answers.get(cacheKey);
+      if (cached && cached.until > Date.now()) return cached.answer;
+      const unhealthyWhere = (which: "failing" | "disabled") =>
+        and(
+          eq(webhooks.orgId, orgId),
+          notDeleted,
+          which === "failing"
+            ? and(eq(webhooks.enabled, true), isNotNull(webhooks.failingSince))
+            : eq(webhooks.enabled, false),
+        );
+      const unhealthy = (which: "failing" | "disabled") =>
         db
           .select({
             id: webhooks.id,
             kind: webhooks.kind,
             name: sql<string>`coalesce(${webhooks.name}, ${webhooks.url})`,
-            enabled: webhooks.enabled,
             failingSince: webhooks.failingSince,
             disabledReason: webhooks.disabledReason,
           })
           .from(webhooks)
-          .where(
-            and(
-              eq(webhooks.orgId, orgId),
-              notDeleted,
-              or(isNotNull(webhooks.failingSince), eq(webhooks.enabled, false)),
-            ),
-          )
+          .where(unhealthyWhere(which))
           .orderBy(webhooks.createdAt)
-          .limit(MAX_LISTED),
+          .limit(MAX_LISTED);
+      const [stats, failing, disabled] = await Promise.all([
+        deliveryStats(db, orgId, window),
+        unhealthy("failing"),
+        unhealthy("disabled"),
       ]);
-      const shown = (d: (typeof unhealthy)[number]) => ({
+      const shown = (d: Awaited<ReturnType<typeof unhealthy>>[number]) => ({
         id: d.id,
         kind: d.kind,
         name: d.name,
         failing_since: iso(d.failingSince),
         disabled_reason: d.disabledReason,
       });
-      return {
+      const answer = {
         window,
         bucket_seconds: 60,
-        series: stats.series.map((p) => ({ ...p, at: iso(p.at) })),
+        series: stats.series.map((p) => ({ ...p, at: iso(p.at) as string })),
         pending: stats.pending,
         held: stats.held,
-        failing: unhealthy.filter((d) => d.enabled && d.failingSince).map(shown),
-        disabled: unhealthy.filter((d) => !d.enabled).map(shown),
+        failing: failing.map(shown),
+        disabled: disabled.map(shown),
       };
+      if (CACHE_MS[window] > 0) remember(cacheKey, answer, CACHE_MS[window]);
+      return answer;
     },
   );
 };

@@ -36,7 +36,13 @@ export function fieldOf(msg: string): string | undefined {
   return m?.[1];
 }
 
-/** Calls the admin API with the stored key (or `key`); never throws for an HTTP error, only for no network. */
+/** Dispatched on `window` when the stored key stops working (revoked mid-session): the app signs out. */
+export const KEY_REFUSED = "escalation-shield:key-refused";
+
+/**
+ * Calls the admin API with the stored key (or `key`); never throws for an HTTP error, only for no network.
+ * A 401 for the stored key forgets it and tells the app ({@link KEY_REFUSED}).
+ */
 export async function call<T>(
   method: string,
   path: string,
@@ -60,6 +66,10 @@ export async function call<T>(
     json = undefined;
   }
   if (res.ok) return { ok: true, status: res.status, data: json as T };
+  if (res.status === 401 && key !== null && key === storedKey()) {
+    forgetKey();
+    dispatchEvent(new Event(KEY_REFUSED));
+  }
   const e = (json ?? {}) as { code?: string; msg?: string; referenceID?: string };
   const msg = e.msg ?? `the server answered ${res.status}`;
   return {
@@ -89,4 +99,25 @@ export interface Me {
   name: string;
   scope: "admin" | "read-only";
   organization: { id: string; slug: string };
+}
+
+/**
+ * Every item of a configuration list, following `next_cursor` 100 at a time: an organization has tens of
+ * destinations or automations, not thousands, and a page that showed only the first 100 would say nothing
+ * of the rest.
+ */
+export async function everyItem<T>(path: string): Promise<Answer<T[]>> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const a: Answer<Paged<T>> = await call<Paged<T>>(
+      "GET",
+      `${path}${sep}per_page=100${cursor ? `&cursor=${cursor}` : ""}`,
+    );
+    if (!a.ok) return a;
+    items.push(...a.data.data);
+    cursor = a.data.next_cursor;
+  } while (cursor);
+  return { ok: true, status: 200, data: items };
 }

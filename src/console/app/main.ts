@@ -1,7 +1,7 @@
 import { html } from "htm/preact";
 import { render, type VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { call, forgetKey, type Me, storedKey } from "./api.ts";
+import { call, forgetKey, KEY_REFUSED, type Me, storedKey } from "./api.ts";
 import { AuditLogPage } from "./pages/audit-log.ts";
 import { AutomationsPage } from "./pages/automations.ts";
 import { DeliveriesPage, DeliveryPage } from "./pages/deliveries.ts";
@@ -16,7 +16,15 @@ import { Flash } from "./ui.ts";
 
 /** The route: `#/destinations/webhook/whe_…` → ["destinations", "webhook", "whe_…"]. */
 function currentRoute(): string[] {
-  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const decoded = (segment: string) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      // A malformed escape in a pasted link: the segment as it is, rather than a blank page.
+      return segment;
+    }
+  };
+  return location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decoded);
 }
 
 function useRoute(): string[] {
@@ -68,14 +76,27 @@ function page(route: string[], me: Me): VNode {
 function App(): VNode {
   const route = useRoute();
   const [me, setMe] = useState<Me | null | undefined>(undefined);
+  const [refused, setRefused] = useState(false);
   useEffect(() => {
-    if (!storedKey()) return setMe(null);
-    call<Me>("GET", "/api/keys/current").then((a) => setMe(a.ok ? a.data : null));
+    const onRefused = () => {
+      setRefused(true);
+      setMe(null);
+    };
+    addEventListener(KEY_REFUSED, onRefused);
+    if (!storedKey()) setMe(null);
+    else call<Me>("GET", "/api/keys/current").then((a) => (a.ok ? setMe(a.data) : setMe(null)));
+    return () => removeEventListener(KEY_REFUSED, onRefused);
   }, []);
   // The validator needs no key (seed 000): it is open before signing in, too.
   if (route[0] === "validator" && !me) return html`<main class="page"><${ValidatorPage} /></main>`;
   if (me === undefined) return html`<main class="page"><p>Loading…</p></main>`;
-  if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
+  if (me === null)
+    return html`<${SignIn}
+      notice=${refused ? "Your key no longer works (it may have been revoked): sign in again." : null}
+      onSignedIn=${(m: Me) => {
+        setRefused(false);
+        setMe(m);
+      }} />`;
   const signOut = () => {
     forgetKey();
     setMe(null);

@@ -1,7 +1,7 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { call, type Me, type Paged } from "../api.ts";
+import { call, everyItem, type Me } from "../api.ts";
 import {
   Banner,
   errorFor,
@@ -40,11 +40,10 @@ interface Target {
 /** Every destination of every kind and every feedback integration, for the form's choices. */
 async function choices(): Promise<{ destinations: Target[]; integrations: Target[] }> {
   const get = async (path: string) => {
-    const a = await call<Paged<{ id: string; name?: string | null; url?: string; display_name?: string }>>(
-      "GET",
-      `${path}?per_page=100`,
+    const a = await everyItem<{ id: string; name?: string | null; url?: string; display_name?: string }>(
+      path,
     );
-    return a.ok ? a.data.data : [];
+    return a.ok ? a.data : [];
   };
   const [w, s, e, f] = await Promise.all([
     get("/api/integrations/webhooks"),
@@ -79,9 +78,7 @@ function AutomationList(props: { me: Me }): VNode {
   const [list, setList] = useState<Automation[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    call<Paged<Automation>>("GET", "/api/automations?per_page=100").then((a) =>
-      a.ok ? setList(a.data.data) : setError(a.error.msg),
-    );
+    everyItem<Automation>("/api/automations").then((a) => (a.ok ? setList(a.data) : setError(a.error.msg)));
   }, []);
   return html`<h1>Automations</h1>
     ${props.me.scope === "admin" ? html`<p><a class="button" href="#/automations/new">New automation</a></p>` : null}
@@ -195,7 +192,14 @@ function AddWebhook(props: { onAdded: (t: Target, secret: string) => void }): VN
     setDraft(EMPTY_DRAFT);
     setErrors({});
   };
-  return html`<fieldset class="nested"><legend>New webhook</legend>
+  // Its fields sit inside the automation's form: Enter adds the webhook instead of saving the automation.
+  const onKeyDown = (e: KeyboardEvent) => {
+    if (e.key === "Enter" && (e.target as HTMLElement).tagName === "INPUT") {
+      e.preventDefault();
+      add();
+    }
+  };
+  return html`<fieldset class="nested" onKeyDown=${onKeyDown}><legend>New webhook</legend>
     <${FormError} errors=${errors} shown=${fieldNames("webhook", draft)} />
     <${DestinationFields} kind="webhook" draft=${draft} errors=${errors} onChange=${setDraft} />
     <button type="button" onClick=${add}>Add this webhook</button>

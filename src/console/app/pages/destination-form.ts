@@ -144,7 +144,7 @@ export function DestinationFields(props: {
       ) => html`<select id=${a.id} value=${draft.signatureScheme} aria-describedby=${a.describedBy}
         onChange=${set("signatureScheme")}>
         <option value="standard">Standard Webhooks (webhook-signature)</option>
-        <option value="timestamped-hex">Timestamped hex (X-Webhook-Signature)</option>
+        <option value="timestamped-hex">Timestamped hex (t=…,v1=… in webhook-signature)</option>
       </select>`} />`;
 }
 

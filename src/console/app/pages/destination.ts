@@ -157,9 +157,13 @@ export function DestinationPage(props: { me: Me; kind: string; id: string }): VN
           ${
             writable
               ? html`<div class="inline">
-                <label for="grace">Grace period (seconds)</label>
-                <input id="grace" type="number" min="0" max="604800" value=${grace}
-                  onInput=${(e: Event) => setGrace((e.target as HTMLInputElement).value)} />
+                ${
+                  d.signature_scheme === "timestamped-hex"
+                    ? html`<span class="muted">This scheme has room for one signature: a rotation takes effect at once.</span>`
+                    : html`<label for="grace">Grace period (seconds)</label>
+                      <input id="grace" type="number" min="0" max="604800" value=${grace}
+                        onInput=${(e: Event) => setGrace((e.target as HTMLInputElement).value)} />`
+                }
                 <button type="button" onClick=${rotate}>Rotate signing secret</button>
               </div>`
               : null

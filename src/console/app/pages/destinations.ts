@@ -1,7 +1,7 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type Answer, call, type Me, type Paged } from "../api.ts";
+import { type Answer, call, everyItem, type Me } from "../api.ts";
 import { Banner, errorsOf, type FieldErrors, FormError, ShownOnce } from "../ui.ts";
 import {
   bodyOf,
@@ -29,20 +29,9 @@ export interface Destination {
   health: HealthView;
 }
 
-/** Every destination of one kind, walked by cursor (an organization has a handful, not thousands). */
-async function allOf(kind: Kind): Promise<Answer<Destination[]>> {
-  const rows: Destination[] = [];
-  let cursor: string | null = null;
-  do {
-    const a: Answer<Paged<Destination>> = await call<Paged<Destination>>(
-      "GET",
-      `/api/integrations/${KINDS[kind].base}?per_page=100${cursor ? `&cursor=${cursor}` : ""}`,
-    );
-    if (!a.ok) return a;
-    rows.push(...a.data.data);
-    cursor = a.data.next_cursor;
-  } while (cursor);
-  return { ok: true, status: 200, data: rows };
+/** Every destination of one kind. */
+function allOf(kind: Kind): Promise<Answer<Destination[]>> {
+  return everyItem<Destination>(`/api/integrations/${KINDS[kind].base}`);
 }
 
 export function DestinationsPage(props: { me: Me }): VNode {

@@ -1,7 +1,7 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { call, type Me, type Paged } from "../api.ts";
+import { call, everyItem, type Me } from "../api.ts";
 import { Banner, errorsOf, Field, type FieldErrors, FormError, ShownOnce, When } from "../ui.ts";
 
 interface Integration {
@@ -21,8 +21,8 @@ export function FeedbackPage(props: { me: Me }): VNode {
   const [notice, setNotice] = useState<VNode | null>(null);
   const writable = props.me.scope === "admin";
   const load = () =>
-    call<Paged<Integration>>("GET", "/api/integrations/feedback?per_page=100").then((a) =>
-      a.ok ? setList(a.data.data) : setNotice(html`<${Banner} kind="error">${a.error.msg}</${Banner}>`),
+    everyItem<Integration>("/api/integrations/feedback").then((a) =>
+      a.ok ? setList(a.data) : setNotice(html`<${Banner} kind="error">${a.error.msg}</${Banner}>`),
     );
   useEffect(() => {
     load();

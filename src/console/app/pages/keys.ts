@@ -1,7 +1,7 @@
 import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { call, type Me, type Paged } from "../api.ts";
+import { call, everyItem, type Me } from "../api.ts";
 import { Banner, errorsOf, Field, type FieldErrors, FormError, ShownOnce, When } from "../ui.ts";
 
 interface Key {
@@ -19,8 +19,7 @@ export function KeysPage(props: { me: Me }): VNode {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [notice, setNotice] = useState<VNode | null>(null);
   const writable = props.me.scope === "admin";
-  const load = () =>
-    call<Paged<Key>>("GET", "/api/keys?per_page=100").then((a) => (a.ok ? setKeys(a.data.data) : null));
+  const load = () => everyItem<Key>("/api/keys").then((a) => (a.ok ? setKeys(a.data) : null));
   useEffect(() => {
     load();
   }, []);

@@ -15,7 +15,7 @@ interface Stats {
   disabled: Array<{ id: string; kind: string; name: string; disabled_reason: string | null }>;
 }
 
-/** Delivered and failed per minute as a uPlot chart; the same numbers are in a table for screen readers. */
+/** Delivered and failed per minute as a uPlot chart; the caption gives the totals in text. */
 function Chart(props: { stats: Stats }): VNode {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -53,9 +53,16 @@ export function OverviewPage(): VNode {
   const [stats, setStats] = useState<Stats | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    call<Stats>("GET", `/api/stats/deliveries?window=${span}`).then((a) =>
-      a.ok ? setStats(a.data) : setError(a.error.msg),
-    );
+    // A slow answer for the window left behind must not replace the one asked for since.
+    let current = true;
+    call<Stats>("GET", `/api/stats/deliveries?window=${span}`).then((a) => {
+      if (!current) return;
+      if (a.ok) setStats(a.data);
+      else setError(a.error.msg);
+    });
+    return () => {
+      current = false;
+    };
   }, [span]);
   return html`<h1>Overview</h1>
     ${error ? html`<${Banner} kind="error">${error}</${Banner}>` : null}

@@ -2,10 +2,10 @@ import { html } from "htm/preact";
 import type { VNode } from "preact";
 import { useState } from "preact/hooks";
 import { call, type Me, rememberKey } from "../api.ts";
-import { Field, type FieldErrors } from "../ui.ts";
+import { Banner, Field, type FieldErrors } from "../ui.ts";
 
 /** Asks for an admin API key and checks it; only a key that works is kept. */
-export function SignIn(props: { onSignedIn: (me: Me) => void }): VNode {
+export function SignIn(props: { onSignedIn: (me: Me) => void; notice?: string | null }): VNode {
   const [key, setKey] = useState("");
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
@@ -28,6 +28,7 @@ export function SignIn(props: { onSignedIn: (me: Me) => void }): VNode {
   };
   return html`<main class="page narrow">
     <h1>Sign in</h1>
+    ${props.notice ? html`<${Banner} kind="error">${props.notice}</${Banner}>` : null}
     <p>Use an API key of your organization. It stays in this browser tab and is forgotten when you sign out or close it.</p>
     <form onSubmit=${submit} novalidate>
       <${Field}
