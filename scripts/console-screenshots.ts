@@ -64,20 +64,21 @@ try {
   const record = detail.payload.record?.id;
 
   mkdirSync(OUT, { recursive: true });
-  const shots: Array<[file: string, route: string, heading: RegExp]> = [
-    ["overview", "overview", /Overview/],
-    ["destinations", "destinations", /Destinations/],
-    ["destination", `destinations/webhook/${webhook}`, /https:/],
-    ["new-webhook", "destinations/new/webhook", /New webhook destination/],
-    ["deliveries", `destinations/webhook/${webhook}/deliveries`, /Deliveries/],
-    ["delivery", `destinations/webhook/${webhook}/deliveries/${delivery}`, /Delivery/],
-    ["automations", "automations", /Automations/],
-    ["automation", `automations/${automation}`, /./],
-    ["feedback", "feedback", /Feedback integrations/],
-    ["record", `records/${record}`, /Records/],
-    ["keys", "keys", /API keys/],
-    ["audit-log", "audit-log", /Audit log/],
-    ["validator", "validator", /Payload validator/],
+  // Each page with what shows it has loaded (a same-document navigation has no load event to wait for).
+  const shots: Array<[file: string, route: string, ready: string]> = [
+    ["overview", "overview", ".chart canvas"],
+    ["destinations", "destinations", "table"],
+    ["destination", `destinations/webhook/${webhook}`, "#h-settings"],
+    ["new-webhook", "destinations/new/webhook", "form"],
+    ["deliveries", `destinations/webhook/${webhook}/deliveries`, "[data-testid=total]"],
+    ["delivery", `destinations/webhook/${webhook}/deliveries/${delivery}`, "[data-testid=request-headers]"],
+    ["automations", "automations", "[data-testid=last-fired]"],
+    ["automation", `automations/${automation}`, "form fieldset"],
+    ["feedback", "feedback", "table"],
+    ["record", `records/${record}`, "[data-testid=analysis]"],
+    ["keys", "keys", "table"],
+    ["audit-log", "audit-log", "[data-testid=audit-event]"],
+    ["validator", "validator", "#payload"],
   ];
   for (const viewport of [
     { suffix: "", width: 1280, height: 800, only: undefined },
@@ -90,11 +91,11 @@ try {
     await page.getByLabel("API key").fill(key);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
-    for (const [file, route, heading] of shots) {
+    for (const [file, route, ready] of shots) {
       if (viewport.only && !viewport.only.includes(file)) continue;
       await page.goto(`${url}#/${route}`);
-      await page.getByRole("heading", { name: heading }).first().waitFor();
-      await page.waitForLoadState("networkidle");
+      await page.locator(ready).first().waitFor();
+      await page.getByText("Loading…").waitFor({ state: "detached" });
       await page.screenshot({ path: `${OUT}/${file}${viewport.suffix}.png`, fullPage: true });
       process.stdout.write(`docs/console/${file}${viewport.suffix}.png\n`);
     }
